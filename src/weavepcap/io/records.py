@@ -1,0 +1,87 @@
+"""Data types that leave the io layer: capture specs, capture info, damage notes and chunks of raw frames."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class CaptureSpec:
+    """A capture named on the command line: `PATH`, `HOST=PATH` or `-` (standard input)."""
+
+    path: str
+    host: str | None = None  # None: derive from pcapng metadata, else the file name
+
+    @classmethod
+    def parse(cls, text: str) -> CaptureSpec:
+        """Split `HOST=PATH`; a bare path (or one whose `=` part looks like a path) has no host."""
+        if "=" in text and not text.startswith(("/", "./", "../")):
+            host, _, path = text.partition("=")
+            if host and path and "/" not in host:
+                return cls(path=path, host=host)
+        return cls(path=text)
+
+
+@dataclass
+class Damage:
+    """Something wrong in a capture: where (frame and/or byte offset) and what."""
+
+    message: str
+    frame: int | None = None
+    offset: int | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {"frame": self.frame, "offset": self.offset, "message": self.message}
+
+
+@dataclass
+class Interface:
+    """One capture interface (pcapng IDB; classic pcap has exactly one)."""
+
+    linktype: int
+    tsresol_ns: float = 1000.0  # nanoseconds per timestamp unit (1000 = microseconds)
+    name: str = ""
+    snaplen: int = 0
+
+
+@dataclass
+class CaptureInfo:
+    """What the reader learned about a capture file."""
+
+    path: str
+    name: str  # display name: file name without directories
+    host: str | None  # from the spec, else pcapng SHB/IDB metadata, else None (caller uses the file name)
+    format: str = ""  # "pcap" | "pcapng"
+    byte_order: str = ""  # "little" | "big"
+    ts_precision: str = ""  # "us" | "ns" | "mixed" (pcapng)
+    compression: str = ""  # "" | "gzip" | "bzip2" | "xz" | "zstd"
+    interfaces: list[Interface] = field(default_factory=list)
+    shb_hardware: str = ""
+    shb_os: str = ""
+    shb_userappl: str = ""
+    damage: list[Damage] = field(default_factory=list)  # filled while reading
+
+
+@dataclass
+class FrameChunk:
+    """A bounded batch of raw frames, columnar: one flat byte buffer plus per-frame arrays."""
+
+    data: np.ndarray  # uint8: the captured bytes of all frames, back to back
+    offsets: np.ndarray  # int64 (n,): start of each frame in `data`
+    caplen: np.ndarray  # int32 (n,)
+    wirelen: np.ndarray  # int32 (n,)
+    ts_ns: np.ndarray  # int64 (n,)
+    linktype: np.ndarray  # int16 (n,)
+    iface: np.ndarray  # int16 (n,)
+    frame: np.ndarray  # int64 (n,): 1-based frame numbers as Wireshark counts them
+    file_offset: np.ndarray  # int64 (n,): byte offset of each record header in the (decompressed) stream
+
+    def __len__(self) -> int:
+        return int(self.frame.shape[0])
+
+    def frame_bytes(self, i: int) -> bytes:
+        """The captured bytes of the i-th frame of this chunk (for the per-packet path)."""
+        start = int(self.offsets[i])
+        return self.data[start : start + int(self.caplen[i])].tobytes()

@@ -1,0 +1,26 @@
+"""Settings: the port map and thresholds, with documented defaults, in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a port or a threshold means lives here; nothing else hard-codes a port."""
+
+    weave_port: int = 6783  # TCP control + UDP sleeve; fastdp VXLAN is weave_port + 1
+    vxlan_ports: frozenset[int] = field(default_factory=lambda: frozenset({4789, 8472}))
+    geneve_ports: frozenset[int] = field(default_factory=lambda: frozenset({6081}))
+    chunk_bytes: int = 32 * 1024 * 1024  # bytes of capture read per chunk (memory bound)
+    defrag_max_trains: int = 4096  # open fragment trains kept at once; older ones are evicted and reported
+    defrag_max_bytes: int = 64 * 1024 * 1024  # bytes buffered for reassembly at once
+    defrag_timeout_ns: int = 30_000_000_000  # an open train older than this (capture time) is incomplete
+    evidence_cap: int = 20  # evidence frames kept per finding (the total is kept too)
+
+    @property
+    def fastdp_port(self) -> int:
+        return self.weave_port + 1
+
+
+DEFAULT_SETTINGS = Settings()
