@@ -85,3 +85,32 @@ class FrameChunk:
         """The captured bytes of the i-th frame of this chunk (for the per-packet path)."""
         start = int(self.offsets[i])
         return self.data[start : start + int(self.caplen[i])].tobytes()
+
+
+def chunk_from_frames(
+    frames: list[bytes],
+    *,
+    linktype: int | list[int] = 1,
+    ts_ns: list[int] | None = None,
+    wirelen: list[int] | None = None,
+    first_frame: int = 1,
+) -> FrameChunk:
+    """Build a FrameChunk from raw frame bytes (tests and tools that make frames by hand)."""
+    n = len(frames)
+    lengths = np.array([len(f) for f in frames], dtype=np.int64)
+    offsets = np.zeros(n, dtype=np.int64)
+    if n:
+        offsets[1:] = np.cumsum(lengths)[:-1]
+    data = np.frombuffer(b"".join(frames), dtype=np.uint8).copy()
+    lt = [linktype] * n if isinstance(linktype, int) else list(linktype)
+    return FrameChunk(
+        data=data,
+        offsets=offsets,
+        caplen=lengths.astype(np.int32),
+        wirelen=np.array(wirelen if wirelen is not None else lengths, dtype=np.int32),
+        ts_ns=np.array(ts_ns if ts_ns is not None else [i * 1000 for i in range(n)], dtype=np.int64),
+        linktype=np.array(lt, dtype=np.int16),
+        iface=np.zeros(n, dtype=np.int16),
+        frame=np.arange(first_frame, first_frame + n, dtype=np.int64),
+        file_offset=np.full(n, -1, dtype=np.int64),
+    )
