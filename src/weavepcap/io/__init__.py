@@ -1,0 +1,7 @@
+"""Capture input: open pcap/pcapng files (compressed or not, or stdin) and stream raw frames in chunks."""
+
+from __future__ import annotations
+
+from weavepcap.io.records import CaptureInfo, CaptureSpec, Damage, FrameChunk, Interface, chunk_from_frames
+
+__all__ = ["CaptureInfo", "CaptureSpec", "Damage", "FrameChunk", "Interface", "chunk_from_frames"]
