@@ -1,0 +1,1 @@
+"""Presenters of a finished analysis: terminal summary, JSON document, HTML report and plots."""
