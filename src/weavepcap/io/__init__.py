@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from weavepcap.io.readers import Capture, open_capture
 from weavepcap.io.records import CaptureInfo, CaptureSpec, Damage, FrameChunk, Interface, chunk_from_frames
 
-__all__ = ["CaptureInfo", "CaptureSpec", "Damage", "FrameChunk", "Interface", "chunk_from_frames"]
+__all__ = [
+    "Capture",
+    "open_capture",
+    "CaptureInfo", "CaptureSpec", "Damage", "FrameChunk", "Interface", "chunk_from_frames",
+]

@@ -1,0 +1,141 @@
+"""Classic libpcap record walker: global header, then record headers walked into columnar FrameChunks."""
+
+from __future__ import annotations
+
+import struct
+from array import array
+from typing import NamedTuple
+
+import numpy as np
+
+from weavepcap.io.records import Damage, FrameChunk, Interface
+
+PCAP_HEADER_LEN = 24
+RECORD_HEADER_LEN = 16
+# libpcap's own ceiling is 262144 bytes per frame; allow 4x before calling a length impossible.
+MAX_CAPLEN = 262144 * 4
+INT32_MAX = 2**31 - 1
+
+_MAGICS = {
+    b"\xd4\xc3\xb2\xa1": ("little", "us"),
+    b"\xa1\xb2\xc3\xd4": ("big", "us"),
+    b"\x4d\x3c\xb2\xa1": ("little", "ns"),
+    b"\xa1\xb2\x3c\x4d": ("big", "ns"),
+}
+
+
+def is_pcap(head: bytes) -> bool:
+    return head[:4] in _MAGICS
+
+
+class PcapHeader(NamedTuple):
+    byte_order: str  # "little" | "big"
+    precision: str  # "us" | "ns"
+    snaplen: int
+    linktype: int
+
+
+def parse_header(head: bytes) -> PcapHeader:
+    """Parse the 24-byte global header (the caller checked the magic and the length)."""
+    byte_order, precision = _MAGICS[head[:4]]
+    e = "<" if byte_order == "little" else ">"
+    _major, _minor, _zone, _sigfigs, snaplen, linktype_field = struct.unpack_from(e + "HHiIII", head, 4)
+    # The upper bits of the link-type field carry FCS length flags; the link type is the low 16 bits.
+    return PcapHeader(byte_order, precision, snaplen, linktype_field & 0xFFFF)
+
+
+class Walk(NamedTuple):
+    """What one pass over a buffer produced: frames, how far it got, and why it stopped."""
+
+    chunk: FrameChunk | None
+    consumed: int  # buffer position of the first record not taken
+    need: int  # bytes the next record needs from `consumed` (0: nothing pending)
+    damage: Damage | None  # set when the walk stopped at damage found at `consumed`
+    frames: int  # frames in `chunk`
+    more: bool = False  # stopped at the frame budget: whole records may follow in the buffer
+
+
+class PcapWalker:
+    """Walks classic pcap records; one instance per capture (it knows the byte order and resolution)."""
+
+    def __init__(self, header: PcapHeader, max_frames: int) -> None:
+        self.header = header
+        self.max_frames = max_frames
+        self.little = header.byte_order == "little"
+        self._caplen = struct.Struct("<I" if self.little else ">I")
+        self._u32 = np.dtype("<u4" if self.little else ">u4")
+        self._ns_per_unit = 1 if header.precision == "ns" else 1000
+
+    def interfaces(self) -> list[Interface]:
+        return [Interface(self.header.linktype, float(self._ns_per_unit), "", self.header.snaplen)]
+
+    def walk(self, buf: bytearray, end: int, first_frame: int, stream_offset: int) -> Walk:
+        """Take whole records from buf[0:end]; stream_offset is buf[0]'s offset in the (decompressed) stream."""
+        unpack_caplen = self._caplen.unpack_from
+        starts = array("q")
+        append = starts.append
+        pos = 0
+        limit = end - RECORD_HEADER_LEN
+        budget = self.max_frames
+        # The only per-frame Python on the hot path: hop from record header to record header.
+        while pos <= limit and budget:
+            nxt = pos + RECORD_HEADER_LEN + unpack_caplen(buf, pos + 8)[0]
+            if nxt > end:
+                break
+            append(pos)
+            pos = nxt
+            budget -= 1
+
+        positions = np.frombuffer(starts, dtype=np.int64) if len(starts) else np.zeros(0, dtype=np.int64)
+        data = np.frombuffer(buf, dtype=np.uint8, count=end)
+        headers = data[positions[:, None] + np.arange(RECORD_HEADER_LEN)].view(self._u32).reshape(-1, 4)
+        caplen = headers[:, 2].astype(np.int64)
+        damage = None
+        bad = np.flatnonzero(caplen > MAX_CAPLEN)
+        if bad.size:
+            cut = int(bad[0])
+            pos = int(positions[cut])
+            damage = self._impossible(int(caplen[cut]), first_frame + cut, stream_offset + pos)
+            positions, headers, caplen = positions[:cut], headers[:cut], caplen[:cut]
+        need = 0
+        more = False
+        if damage is None and len(positions) >= self.max_frames:
+            more = True
+        elif damage is None and pos <= limit:
+            claimed = self._caplen.unpack_from(buf, pos + 8)[0]
+            if claimed > MAX_CAPLEN:
+                damage = self._impossible(claimed, first_frame + len(positions), stream_offset + pos)
+            else:
+                need = RECORD_HEADER_LEN + claimed
+        elif damage is None and pos < end:
+            need = RECORD_HEADER_LEN
+
+        n = len(positions)
+        if n == 0:
+            return Walk(None, pos, need, damage, 0, more)
+        ts_ns = headers[:, 0].astype(np.int64) * 1_000_000_000 + headers[:, 1].astype(np.int64) * self._ns_per_unit
+        chunk = FrameChunk(
+            data=data,
+            offsets=positions + RECORD_HEADER_LEN,
+            caplen=caplen.astype(np.int32),
+            wirelen=np.minimum(headers[:, 3], INT32_MAX).astype(np.int32),
+            ts_ns=ts_ns,
+            linktype=np.full(n, self.header.linktype, dtype=np.int16),
+            iface=np.zeros(n, dtype=np.int16),
+            frame=np.arange(first_frame, first_frame + n, dtype=np.int64),
+            file_offset=positions + stream_offset,
+        )
+        return Walk(chunk, pos, need, damage, n, more)
+
+    def _impossible(self, caplen: int, frame: int, offset: int) -> Damage:
+        return Damage(f"record header claims {caplen} captured bytes (more than {MAX_CAPLEN}): "
+                      "reading stopped there", frame=frame, offset=offset)
+
+    def cut_short(self, tail: bytes, frame: int, offset: int) -> Damage:
+        """Damage for bytes left at the end of the stream that do not make a whole record."""
+        if len(tail) < RECORD_HEADER_LEN:
+            return Damage(f"capture cut short: {len(tail)} stray bytes of a partial record header at the end",
+                          frame=frame, offset=offset)
+        claimed = self._caplen.unpack_from(tail, 8)[0]
+        return Damage(f"capture cut short in the middle of a packet: record claims {claimed} bytes, "
+                      f"{len(tail) - RECORD_HEADER_LEN} present", frame=frame, offset=offset)
