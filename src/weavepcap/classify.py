@@ -1,0 +1,187 @@
+"""Traffic classes per frame from the packet-table columns: Weave's port, size and marker table, vectorised, in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+
+import numpy as np
+
+from weavepcap.defrag import fragment_mask
+from weavepcap.settings import Settings
+
+# --- Weave's sizes and markers (weave-wire-format.md §3, §4, §7); nothing else in weavepcap hard-codes them ---
+SLEEVE_HEARTBEAT_FRAME_LEN = 22  # 14-byte zero Ethernet header + 8-byte connection UID
+SLEEVE_HEARTBEAT_IP_LEN_ENCRYPTED = 94  # 70 + 8 counter + 16 Poly1305 tag: recognisable by size only
+FRAGTEST_IP_LENS = (60049, 60073)  # 60001-byte frame reassembled: unencrypted / encrypted
+FRAGTEST_UDP_LENS = (60029, 60053)  # the same datagram's UDP length, seen on the first fragment
+PMTU_DISCOVERY_MIN_IP_LEN = 60048  # 60000-byte DF probe (60072 encrypted); only fits loopback-class MTUs
+VXLAN_FLAGS_VNI_VALID = 0x08  # RFC 7348 I flag; Weave's kernel VXLAN sets nothing else
+ETHERNET_HEADER = 14  # fastdp heartbeat inner frame = 14 + overlay MTU
+# An encrypted sleeve packet carries a per-path counter that starts at 0 for every connection, so
+# its low bits stay small; a "counter" above this is no support for the encrypted reading.
+PLAUSIBLE_SLEEVE_COUNTER = 1 << 40
+
+IP_PROTO_ICMP, IP_PROTO_TCP, IP_PROTO_UDP, IP_PROTO_ESP, IP_PROTO_ICMPV6 = 1, 6, 17, 50, 58
+ETHERTYPE_ARP = 0x0806
+TUN_VXLAN, TUN_GENEVE = 1, 2
+
+# Why a frame of a class may carry `uncertain`: shown as a caveat line (one per class).
+UNCERTAIN_REASONS: dict[str, str] = {
+    "weave.sleeve.heartbeat": "encrypted sleeve heartbeats are recognised by their 94-byte DF size only",
+    "weave.sleeve.encrypted": "these UDP weave-port datagrams do not parse as a clear frame chain and show no "
+    "plausible encrypted-sleeve counter (or were cut by the snap length): encryption is inferred, not seen",
+    "other": "IP protocol 50 (ESP) between hosts that show no other Weave traffic in this capture: "
+    "possibly encrypted fast datapath, not counted as Weave",
+}
+
+
+def weave_endpoints(columns: Mapping[str, np.ndarray], settings: Settings) -> set[str]:
+    """Addresses that exchange TCP/UDP weave_port or VXLAN to fastdp_port traffic in these rows."""
+    proto, sport, dport = columns["ip_proto"], columns["sport"], columns["dport"]
+    wp = settings.weave_port
+    on_weave_port = ((proto == IP_PROTO_TCP) | (proto == IP_PROTO_UDP)) & ((sport == wp) | (dport == wp))
+    mask = on_weave_port | _fastdp_vxlan(columns, settings)
+    if not mask.any():
+        return set()
+    return set(columns["ip_src"][mask].tolist()) | set(columns["ip_dst"][mask].tolist())
+
+
+def _fastdp_vxlan(columns: Mapping[str, np.ndarray], settings: Settings) -> np.ndarray:
+    """UDP to fastdp_port that really is VXLAN: I flag only, a VNI, room for an inner Ethernet header.
+
+    BFD and anything else on that port fails one of these and is not Weave.
+    """
+    return (
+        (columns["ip_proto"] == IP_PROTO_UDP)
+        & (columns["dport"] == settings.fastdp_port)
+        & (columns["tun_type"] == TUN_VXLAN)
+        & (columns["vxlan_flags"] == VXLAN_FLAGS_VNI_VALID)
+        & (columns["vxlan_vni"] >= 0)
+        & (columns["inner_len"] >= ETHERNET_HEADER)
+    )
+
+
+def classify(
+    columns: dict[str, np.ndarray],
+    settings: Settings,
+    *,
+    weave_hosts: Collection[str] | None = None,
+    train_sport: np.ndarray | None = None,
+    train_dport: np.ndarray | None = None,
+    train_udp_len: np.ndarray | None = None,
+) -> None:
+    """Fill `klass`, `overlay_mtu`, `peer_src_short`, `peer_dst_short` and `uncertain` in place.
+
+    `weave_hosts`: addresses known (from the whole capture so far) to speak Weave; ESP is Weave
+    only between two of them. None means "these rows are all there is" (use `weave_endpoints`).
+    `train_*`: the first fragment's ports / UDP length for every row's fragment train (-1 where
+    unknown), so that non-first fragments can be attributed; fragments otherwise use their own.
+    """
+    n = columns["frame"].shape[0]
+    wp, fp = settings.weave_port, settings.fastdp_port
+    proto = columns["ip_proto"]
+    sport, dport = columns["sport"], columns["dport"]
+    ip_len, df = columns["ip_len"], columns["ip_df"]
+    is_v4, is_v6 = columns["ip_version"] == 4, columns["ip_version"] == 6
+    udp, tcp = proto == IP_PROTO_UDP, proto == IP_PROTO_TCP
+
+    # --- fragments: attributed through their train, never by their own (partial) bytes ---
+    fragment = fragment_mask(columns)
+    t_sport = sport if train_sport is None else np.where(train_sport >= 0, train_sport, sport)
+    t_dport = dport if train_dport is None else np.where(train_dport >= 0, train_dport, dport)
+    t_udp_len = columns["udp_len"] if train_udp_len is None else np.where(train_udp_len >= 0, train_udp_len, columns["udp_len"])
+    sleeve_train = udp & ((t_sport == wp) | (t_dport == wp))
+    ports_unknown = (t_sport < 0) & (t_dport < 0)  # the train's first fragment was never seen
+    fragtest_fragment = fragment & udp & (
+        (np.isin(columns["reasm_len"], FRAGTEST_IP_LENS) & (sleeve_train | ports_unknown))
+        | (sleeve_train & np.isin(t_udp_len, FRAGTEST_UDP_LENS))
+    )
+
+    whole = ~fragment
+    # --- Weave control: TCP weave_port either side (TCP fastdp_port on loopback is the HTTP API, not Weave) ---
+    control = whole & tcp & ((sport == wp) | (dport == wp))
+    control_heartbeat = control & (columns["ctl_msg"] == "heartbeat")
+
+    # --- sleeve: UDP weave_port (source 6783 on both peers; the destination may be NAT-rewritten) ---
+    sleeve = whole & udp & ((sport == wp) | (dport == wp))
+    parses = columns["sleeve_frames"] > 0
+    zero_frame = columns["sleeve_zero_frame"] & parses
+    frame_len = columns["sleeve_frame_len"]
+    sleeve_fragtest_whole = sleeve & (np.isin(ip_len, FRAGTEST_IP_LENS) | np.isin(columns["udp_len"], FRAGTEST_UDP_LENS)) & ~df
+    sleeve_discovery = sleeve & df & (ip_len >= PMTU_DISCOVERY_MIN_IP_LEN)
+    sleeve_hb_clear = sleeve & zero_frame & (frame_len == SLEEVE_HEARTBEAT_FRAME_LEN)
+    sleeve_hb_encrypted = sleeve & ~parses & df & (ip_len == SLEEVE_HEARTBEAT_IP_LEN_ENCRYPTED)
+    sleeve_verify = sleeve & zero_frame & df & (frame_len != SLEEVE_HEARTBEAT_FRAME_LEN) & ~sleeve_discovery & ~sleeve_fragtest_whole
+    sleeve_data = sleeve & parses
+    sleeve_encrypted = sleeve & ~parses
+    counter = columns["sleeve_counter"]
+    implausible = (counter < 0) | (counter >= PLAUSIBLE_SLEEVE_COUNTER) | (columns["caplen"] < columns["wirelen"])
+
+    # --- fast datapath: VXLAN to fastdp_port ---
+    fastdp = whole & _fastdp_vxlan(columns, settings)
+    fastdp_heartbeat = fastdp & columns["inner_zero_eth"]
+
+    # --- encrypted fastdp: ESP, but only between peers that are seen speaking Weave ---
+    esp = whole & (proto == IP_PROTO_ESP)
+    hosts = weave_endpoints(columns, settings) if weave_hosts is None else weave_hosts
+    if esp.any() and hosts:
+        host_list = list(hosts)
+        between_peers = np.isin(columns["ip_src"], host_list) & np.isin(columns["ip_dst"], host_list)
+    else:
+        between_peers = np.zeros(n, dtype=bool)
+    esp_weave = esp & between_peers
+    esp_unknown = esp & ~between_peers
+
+    # --- ICMP errors, other overlays, ARP ---
+    frag_needed = whole & is_v4 & (proto == IP_PROTO_ICMP) & (columns["icmp_type"] == 3) & (columns["icmp_code"] == 4)
+    packet_too_big = whole & is_v6 & (proto == IP_PROTO_ICMPV6) & (columns["icmp_type"] == 2)
+    tun = columns["tun_type"]
+    on_fastdp_port = udp & (dport == fp)
+    vxlan_ports = list(settings.vxlan_ports)
+    other_vxlan = whole & udp & (tun == TUN_VXLAN) & ~on_fastdp_port & (np.isin(dport, vxlan_ports) | np.isin(sport, vxlan_ports))
+    geneve = whole & udp & (tun == TUN_GENEVE)
+    arp = columns["ethertype"] == ETHERTYPE_ARP
+
+    # First match wins: the order is the precedence.
+    table: list[tuple[np.ndarray, str]] = [
+        (fragtest_fragment, "weave.sleeve.fragtest"),
+        (fragment, "ip.fragment"),
+        (frag_needed, "icmp.frag_needed"),
+        (packet_too_big, "icmpv6.packet_too_big"),
+        (control_heartbeat, "weave.control.heartbeat"),
+        (control, "weave.control"),
+        (sleeve_fragtest_whole, "weave.sleeve.fragtest"),
+        (sleeve_discovery, "weave.sleeve.pmtu_discovery"),
+        (sleeve_hb_clear | sleeve_hb_encrypted, "weave.sleeve.heartbeat"),
+        (sleeve_verify, "weave.sleeve.pmtu_verify"),
+        (sleeve_data, "weave.sleeve.data"),
+        (sleeve_encrypted, "weave.sleeve.encrypted"),
+        (fastdp_heartbeat, "weave.fastdp.heartbeat"),
+        (fastdp, "weave.fastdp.data"),
+        (esp_weave, "weave.fastdp.esp"),
+        (other_vxlan, "overlay.vxlan"),
+        (geneve, "overlay.geneve"),
+        (arp, "arp"),
+    ]
+    names = np.array([name for _, name in table] + ["other"], dtype=object)
+    choice = np.select([mask for mask, _ in table], np.arange(len(table)), default=len(table))
+    klass = names[choice]
+    columns["klass"] = klass
+
+    overlay_mtu = np.full(n, -1, dtype=np.int32)
+    overlay_mtu = np.where(klass == "weave.fastdp.heartbeat", columns["inner_len"] - ETHERNET_HEADER, overlay_mtu)
+    # A verification frame is sized so the outer IP packet equals the path MTU under test.
+    overlay_mtu = np.where(klass == "weave.sleeve.pmtu_verify", ip_len, overlay_mtu)
+    columns["overlay_mtu"] = overlay_mtu.astype(np.int32)
+
+    vni = columns["vxlan_vni"]
+    is_fastdp = fastdp & ~fragment
+    columns["peer_src_short"] = np.where(is_fastdp, vni & 0xFFF, -1).astype(np.int32)
+    columns["peer_dst_short"] = np.where(is_fastdp, vni >> 12, -1).astype(np.int32)
+
+    uncertain = (
+        ((klass == "weave.sleeve.heartbeat") & sleeve_hb_encrypted & ~sleeve_hb_clear)
+        | ((klass == "weave.sleeve.encrypted") & implausible)
+        | ((klass == "other") & esp_unknown)
+    )
+    columns["uncertain"] = uncertain
