@@ -17,6 +17,11 @@ class Settings:
     defrag_max_bytes: int = 64 * 1024 * 1024  # bytes buffered for reassembly at once
     defrag_timeout_ns: int = 30_000_000_000  # an open train older than this (capture time) is incomplete
     evidence_cap: int = 20  # evidence frames kept per finding (the total is kept too)
+    # batch: limits on tar/zip archives against decompression bombs (a violation fails that archive)
+    archive_max_members: int = 10_000  # members (of any type) in one archive
+    archive_max_member_bytes: int = 8 * 1024**3  # uncompressed bytes of one member
+    archive_max_total_bytes: int = 32 * 1024**3  # uncompressed bytes of all members together
+    archive_max_ratio: float = 200.0  # uncompressed bytes / archive file bytes (zero-filled probes reach ~50)
 
     @property
     def fastdp_port(self) -> int:
