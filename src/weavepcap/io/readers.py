@@ -190,6 +190,7 @@ class Capture:
             self._tail_offset = pcap.PCAP_HEADER_LEN
         elif pcapng.is_pcapng(head):
             self.info.format = "pcapng"
+            self.info.interfaces = []
             self._walker = pcapng.PcapngWalker(self.info, self.max_frames)
             self._tail = head
             self._tail_offset = 0
@@ -201,11 +202,11 @@ class Capture:
         """Read the first section header so `info` has byte order and SHB options before chunks()."""
         more, _error = self._read_exactly(stream, 4096)
         self._tail += more
+        assert isinstance(self._walker, pcapng.PcapngWalker)
         try:
-            pcapng_info = self._walker.peek_section(self._tail)  # type: ignore[union-attr]
+            self._walker.peek_section(self._tail)
         except pcapng.PcapngError as exc:
             self._fail(str(exc), 0)
-        del pcapng_info
 
     def _fail(self, message: str, offset: int | None, frame: int | None = None) -> None:
         self.close()
