@@ -185,3 +185,26 @@ def classify(
         | ((klass == "other") & esp_unknown)
     )
     columns["uncertain"] = uncertain
+
+
+def quoted_class(columns: Mapping[str, np.ndarray], settings: Settings) -> np.ndarray:
+    """What the packet quoted inside an ICMP error was, by the same table ("" where there is no quote)."""
+    n = columns["frame"].shape[0]
+    wp, fp = settings.weave_port, settings.fastdp_port
+    proto, sport, dport = columns["q_ip_proto"], columns["q_sport"], columns["q_dport"]
+    quoted = columns["q_ip_version"] > 0
+    udp, tcp = quoted & (proto == IP_PROTO_UDP), quoted & (proto == IP_PROTO_TCP)
+    vxlan_ports = list(settings.vxlan_ports)
+    table: list[tuple[np.ndarray, str]] = [
+        (udp & (dport == fp) & columns["q_inner_zero_eth"], "weave.fastdp.heartbeat"),
+        (udp & (dport == fp), "weave.fastdp.data"),
+        (udp & ((sport == wp) | (dport == wp)), "weave.sleeve"),
+        (tcp & ((sport == wp) | (dport == wp)), "weave.control"),
+        (quoted & (proto == IP_PROTO_ESP), "esp"),
+        (udp & np.isin(dport, vxlan_ports), "overlay.vxlan"),
+        (udp & np.isin(dport, list(settings.geneve_ports)), "overlay.geneve"),
+        (quoted, "other"),
+    ]
+    names = np.array([name for _, name in table] + [""], dtype=object)
+    choice = np.select([mask for mask, _ in table], np.arange(len(table)), default=len(table))
+    return names[choice] if n else np.zeros(0, dtype=object)

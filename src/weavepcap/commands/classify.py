@@ -1,10 +1,184 @@
-"""`weavepcap classify` (placeholder until its issue lands)."""
+"""`weavepcap classify`: per capture, the Weave traffic classes, peers, heartbeat sizes, ICMP MTUs and damage."""
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
+from weavepcap.commands._common import err_console, one_line_errors, parse_specs
+from weavepcap.errors import CaptureError, ExitCode, UsageError
+from weavepcap.io.records import CaptureSpec
+from weavepcap.scan import DISSECTORS, Progress, ScanResult, scan_capture, write_timeline
+from weavepcap.settings import DEFAULT_SETTINGS, Settings
 
-def command() -> None:
-    """Not built yet."""
-    raise typer.Exit(code=2)
+FORMAT_VERSION = 1  # bump on any incompatible change of the JSON below (README, section classify)
+FORMATS = ("text", "json")
+TIMELINE_SUFFIXES = (".csv", ".parquet")
+PROGRESS_MIN_BYTES = 64 * 1024 * 1024  # smaller files finish before a bar would help
+
+
+@one_line_errors
+def command(
+    captures: Annotated[list[str], typer.Argument(help="Captures: PATH, HOST=PATH or - (standard input).",
+                                                  metavar="CAPTURE...")],
+    output_format: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
+    timeline: Annotated[Path | None, typer.Option(
+        "--timeline", help="Also write the per-frame table of every capture to FILE.csv or FILE.parquet.",
+        metavar="FILE")] = None,
+    dissector: Annotated[str, typer.Option(
+        "--dissector", help="native (fast, ours) or tshark (Wireshark's dissectors: slow, independent).")] = "native",
+    weave_port: Annotated[int, typer.Option(
+        "--weave-port", help="Weave's TCP control / UDP sleeve port; fast datapath VXLAN uses it + 1.")] = 6783,
+    vxlan_ports: Annotated[list[int] | None, typer.Option(
+        "--vxlan-port", help="Another UDP port carrying non-Weave VXLAN (adds to 4789 and 8472; repeatable).")] = None,
+) -> None:
+    """Name the traffic in each capture: Weave control, sleeve, fast datapath, ESP, ICMP, fragments, overlays."""
+    if output_format not in FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {output_format!r}")
+    if dissector not in DISSECTORS:
+        raise UsageError(f"--dissector must be one of {', '.join(DISSECTORS)}, not {dissector!r}")
+    if timeline is not None and timeline.suffix.lower() not in TIMELINE_SUFFIXES:
+        raise UsageError(f"--timeline {timeline}: the file name must end in .csv or .parquet")
+    for port in (weave_port, weave_port + 1, *(vxlan_ports or ())):
+        if not 0 < port < 65536:
+            raise UsageError(f"port {port} is out of range (weave port must be 1..65534, VXLAN ports 1..65535)")
+    settings = Settings(weave_port=weave_port,
+                        vxlan_ports=DEFAULT_SETTINGS.vxlan_ports | frozenset(vxlan_ports or ()))
+    specs = parse_specs(captures)
+    if sum(1 for s in specs if s.path == "-") > 1:
+        raise UsageError("standard input (-) can be named only once")
+
+    results: list[ScanResult] = []
+    failed: list[CaptureError] = []
+    keep = "all" if timeline is not None else "none"
+    for spec in specs:
+        try:
+            with _progress_bar(spec) as progress:
+                result = scan_capture(spec, settings, keep=keep, progress=progress, dissector=dissector, flows=False)
+        except CaptureError as exc:
+            if len(specs) == 1:
+                raise
+            print(f"weavepcap: error: {exc}", file=sys.stderr)
+            failed.append(exc)
+            continue
+        _warn_damage(result)
+        results.append(result)
+
+    if output_format == "json":
+        document = {"format_version": FORMAT_VERSION, "captures": [r.to_dict() for r in results]}
+        typer.echo(json.dumps(document, indent=2))
+    else:
+        typer.echo(render_text(results), nl=False)
+    if timeline is not None:
+        rows = write_timeline(results, timeline)
+        print(f"weavepcap: wrote {rows} rows to {timeline}", file=sys.stderr)
+    if failed:
+        raise typer.Exit(code=int(ExitCode.BAD_INPUT))
+
+
+def _warn_damage(result: ScanResult) -> None:
+    damage = result.summary.damage
+    if damage:
+        first = damage[0]
+        where = f"frame {first.frame}" if first.frame is not None else f"byte offset {first.offset}"
+        more = f" (+{len(damage) - 1} more)" if len(damage) > 1 else ""
+        print(f"weavepcap: warning: {result.info.path}: {where}: {_printable(first.message)}{more}; "
+              "frames before the damage were analysed", file=sys.stderr)
+
+
+@contextmanager
+def _progress_bar(spec: CaptureSpec) -> Iterator[Progress | None]:
+    """A rich progress bar on stderr for big files, only when stderr is a terminal."""
+    try:
+        size = os.path.getsize(spec.path) if spec.path != "-" else 0
+    except OSError:
+        size = 0
+    if not err_console.is_terminal or size < PROGRESS_MIN_BYTES:
+        yield None
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+                  console=err_console, transient=True) as bar:
+        task = bar.add_task(os.path.basename(spec.path), total=size)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total or None)
+
+        yield update
+
+
+# --- text output ------------------------------------------------------------------------------------
+
+
+def _printable(text: object) -> str:
+    """Untrusted text (host names from handshakes, file names) without control characters."""
+    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in str(text))
+
+
+def _span(first: str | None, last: str | None, duration: object) -> str:
+    if first is None:
+        return "no frames"
+    return f"{first} .. {last} ({duration} s)"
+
+
+def render_text(results: list[ScanResult]) -> str:
+    """The human summary: one block per capture."""
+    lines: list[str] = []
+    for result in results:
+        d = result.to_dict()
+        lines.append(f"{_printable(d['path'])}  (host {_printable(d['host'])})")
+        lines.append(f"  frames {d['frames']:,}  bytes {d['bytes']:,}  "
+                     f"{_span(d['first_time'], d['last_time'], d['duration_s'])}")  # type: ignore[arg-type]
+        lines.append(f"  link types: {', '.join(d['link_types']) or '-'}")  # type: ignore[arg-type]
+        lines.append("  classes:")
+        classes: dict[str, dict[str, int]] = d["classes"]  # type: ignore[assignment]
+        for name, counts in classes.items():
+            lines.append(f"    {name:<30} {counts['frames']:>10,} frames {counts['bytes']:>14,} bytes")
+        lines.extend(_peer_lines(result))
+        for hb in result.summary.fastdp_heartbeats:
+            lines.append(f"  fastdp heartbeats: IP {hb['ip_len']} / frame {hb['frame_len']} bytes -> overlay MTU "
+                         f"{hb['overlay_mtu']} ({hb['frames']} frames)")
+        for title, key, entries in (("ICMP frag-needed", "next_hop_mtu", result.summary.icmp_frag_needed),
+                                    ("ICMPv6 packet-too-big", "mtu", result.summary.icmpv6_packet_too_big)):
+            for entry in entries:
+                lines.append(f"  {title}: MTU {entry[key]} ({entry['frames']} frames)")
+                for q in entry["quoted"][:5]:  # type: ignore[index]
+                    label = f" [{q['class']}]" if q["class"] not in ("", "other") else ""
+                    lines.append(f"    quoting {q['src']}:{q['sport']} -> {q['dst']}:{q['dport']} proto {q['proto']} "
+                                 f"IP length {q['ip_len']}{label} x{q['frames']}")
+        trains = result.summary.fragment_trains
+        if trains:
+            lines.append("  fragment trains: " + ", ".join(f"{k} {v}" for k, v in trains.items()))
+        for damage in result.summary.damage:
+            where = f"frame {damage.frame}" if damage.frame is not None else f"byte offset {damage.offset}"
+            lines.append(f"  damage: {where}: {_printable(damage.message)}")
+        for caveat in result.summary.uncertain:
+            lines.append(f"  caveat: {caveat['class']} ({caveat['frames']} frames): {caveat['reason']}")
+        lines.append("")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def _peer_lines(result: ScanResult) -> list[str]:
+    peers = result.summary.peers
+    if not peers:
+        return ["  Weave peers: none seen"]
+    lines = ["  Weave peers:"]
+    for peer in peers:
+        parts = [f"    {peer['address']}"]
+        if peer["short_ids"]:
+            parts.append("short ids " + ",".join(str(s) for s in peer["short_ids"]))  # type: ignore[attr-defined]
+        if peer["names"]:
+            parts.append("name " + ",".join(_printable(s) for s in peer["names"]))  # type: ignore[attr-defined]
+        if peer["nicknames"]:
+            parts.append("nickname " + ",".join(_printable(s) for s in peer["nicknames"]))  # type: ignore[attr-defined]
+        parts.append(f"sent {peer['frames_sent']} received {peer['frames_received']} Weave frames")
+        lines.append("  ".join(parts))
+    return lines

@@ -1,0 +1,536 @@
+"""The streaming per-capture pipeline: read → decode → defragment → classify → aggregates, in bounded memory."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from weavepcap.classes import CLASS_NAMES, WEAVE_CLASSES
+from weavepcap.classify import IP_PROTO_ESP, UNCERTAIN_REASONS, classify, quoted_class, weave_endpoints
+from weavepcap.defrag import Defragmenter, FragmentAnnotations, fragment_mask
+from weavepcap.io.readers import KNOWN_LINKTYPES
+from weavepcap.io.records import CaptureInfo, CaptureSpec, Damage
+from weavepcap.model import iso_utc
+from weavepcap.schema import COLUMN_NAMES, PACKET_COLUMNS, TEXT_COLUMNS, empty_columns
+from weavepcap.settings import DEFAULT_SETTINGS, Settings
+
+KEEP_CHOICES = ("notable", "all", "none")
+DISSECTORS = ("native", "tshark")
+Progress = Callable[[int, int], None]
+
+# ESP whose peers are not (yet) known to speak Weave carries this provisional class until the
+# end of the capture, when the whole capture's Weave endpoints decide it (Weave ESP or `other`).
+_ESP_PENDING = "?esp"
+# Partial per-second flow tables are merged once they hold this many rows (bounds memory and work).
+_FLOW_COMPACT_ROWS = 1_000_000
+PCAP_RECORD_HEADER = 16
+
+
+def link_type_name(linktype: int) -> str:
+    """`ETHERNET`, `LINUX_SLL2`, ... as in Wireshark's encapsulation names; `LINKTYPE_<n>` otherwise."""
+    return KNOWN_LINKTYPES.get(int(linktype), f"LINKTYPE_{int(linktype)}")
+
+
+@dataclass
+class CaptureSummary:
+    """What one capture holds, aggregated over every frame (the `classify` output per capture)."""
+
+    frames: int = 0
+    bytes: int = 0  # sum of the frames' original (wire) lengths
+    first_ts_ns: int | None = None
+    last_ts_ns: int | None = None
+    link_types: list[str] = field(default_factory=list)
+    classes: dict[str, dict[str, int]] = field(default_factory=dict)  # class -> {"frames", "bytes"}
+    peers: list[dict[str, object]] = field(default_factory=list)
+    fastdp_heartbeats: list[dict[str, int]] = field(default_factory=list)
+    icmp_frag_needed: list[dict[str, object]] = field(default_factory=list)
+    icmpv6_packet_too_big: list[dict[str, object]] = field(default_factory=list)
+    fragment_trains: dict[str, int] = field(default_factory=dict)  # reassembly status -> trains
+    uncertain: list[dict[str, object]] = field(default_factory=list)  # {"class", "frames", "reason"}
+    damage: list[Damage] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "frames": self.frames,
+            "bytes": self.bytes,
+            "first_time": iso_utc(self.first_ts_ns),
+            "last_time": iso_utc(self.last_ts_ns),
+            "duration_s": None if self.first_ts_ns is None or self.last_ts_ns is None
+            else round((self.last_ts_ns - self.first_ts_ns) / 1e9, 6),
+            "link_types": list(self.link_types),
+            "damage": [d.to_dict() for d in self.damage],
+            "classes": {name: dict(v) for name, v in self.classes.items()},
+            "peers": self.peers,
+            "fastdp_heartbeats": self.fastdp_heartbeats,
+            "icmp_frag_needed": self.icmp_frag_needed,
+            "icmpv6_packet_too_big": self.icmpv6_packet_too_big,
+            "fragment_trains": dict(self.fragment_trains),
+            "uncertain": self.uncertain,
+        }
+
+
+@dataclass
+class ScanResult:
+    """One capture after the pipeline: its info, host, summary, kept packet rows and per-second flows."""
+
+    info: CaptureInfo
+    host: str
+    summary: CaptureSummary
+    packets: pd.DataFrame  # PACKET_COLUMNS + capture + host, kept rows only, in frame order
+    flows_per_second: pd.DataFrame  # second, ip_src, ip_dst, klass, frames, bytes
+
+    def to_dict(self) -> dict[str, object]:
+        """The `classify --format json` entry of this capture."""
+        return {"path": self.info.path, "name": self.info.name, "host": self.host, **self.summary.to_dict()}
+
+
+def resolve_host(spec: CaptureSpec, info: CaptureInfo) -> str:
+    """The spec's host, else the reader's (pcapng metadata), else the file name without its extensions."""
+    if spec.host:
+        return spec.host
+    if info.host:
+        return info.host
+    name = info.name
+    for suffix in (".gz", ".bz2", ".xz", ".zst", ".zstd"):
+        name = name.removesuffix(suffix)
+    for suffix in (".pcapng", ".pcap", ".cap"):
+        name = name.removesuffix(suffix)
+    return name or info.name
+
+
+def scan_capture(
+    spec: CaptureSpec | str,
+    settings: Settings = DEFAULT_SETTINGS,
+    *,
+    keep: str = "notable",
+    progress: Progress | None = None,
+    dissector: str = "native",
+    flows: bool = True,
+) -> ScanResult:
+    """Run one capture through io → decode → defrag → classify → aggregates.
+
+    Memory follows the chunk size plus the kept rows (`keep`: "notable" = every frame whose class
+    is not `other`, "all", "none"), the open fragment trains and the small aggregates.
+    `progress(bytes_done, bytes_total)` is called after each chunk (total 0 when unknown).
+    `flows=False` skips the per-second flow table (faster when nobody needs it).
+    Raises CaptureError (one line) when the capture cannot be read at all.
+    """
+    if isinstance(spec, str):
+        spec = CaptureSpec.parse(spec)
+    if keep not in KEEP_CHOICES:
+        raise ValueError(f"keep must be one of {KEEP_CHOICES}, not {keep!r}")
+    if dissector not in DISSECTORS:
+        raise ValueError(f"dissector must be one of {DISSECTORS}, not {dissector!r}")
+    info, decoded = _open(spec, settings, dissector, progress)
+    host = resolve_host(spec, info)
+    pipeline = _Pipeline(settings, info.name, host, keep, flows)
+    for columns, payloads in decoded:
+        pipeline.add_chunk(columns, payloads)
+    return pipeline.finish(info)
+
+
+# --- sources: our reader + decoder, or tshark ---------------------------------------------------------
+
+_Decoded = Iterator[tuple[dict[str, np.ndarray], dict[int, bytes]]]
+
+
+def _open(spec: CaptureSpec, settings: Settings, dissector: str, progress: Progress | None) -> tuple[CaptureInfo, _Decoded]:
+    if dissector == "tshark":
+        return _open_tshark(spec, settings)
+    from weavepcap.decode import DecodeState, decode_chunk
+    from weavepcap.io import open_capture
+
+    capture = open_capture(spec, settings)
+    total = _file_size(spec.path) if not capture.info.compression else 0
+
+    def decoded() -> _Decoded:
+        state = DecodeState()
+        for chunk in capture.chunks():
+            result = decode_chunk(chunk, settings, state)
+            if progress is not None and len(chunk):
+                done = int(chunk.file_offset[-1]) + PCAP_RECORD_HEADER + int(chunk.caplen[-1])
+                progress(min(done, total) if total else done, total)
+            yield result.columns, result.fragment_payloads
+
+    return capture.info, decoded()
+
+
+def _open_tshark(spec: CaptureSpec, settings: Settings) -> tuple[CaptureInfo, _Decoded]:
+    from weavepcap import tshark
+
+    path = spec.path
+    name = "<stdin>" if path == "-" else os.path.basename(path.rstrip("/")) or path
+    info = CaptureInfo(path=path, name=name, host=spec.host, format="tshark")
+    tshark.find_tshark()  # fail early, with one line, when tshark is missing
+
+    def decoded() -> _Decoded:
+        # tshark gives no payload bytes: fragments are reassembled by length only (no overlap check).
+        for columns in tshark.iter_tshark_columns(path, settings, damage=info.damage):
+            yield columns, {}
+
+    return info, decoded()
+
+
+def _file_size(path: str) -> int:
+    try:
+        return os.path.getsize(path) if path != "-" else 0
+    except OSError:
+        return 0
+
+
+# --- the pipeline -----------------------------------------------------------------------------------
+
+
+def _take(columns: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
+    return {name: array[rows] for name, array in columns.items()}
+
+
+def _concat(a: dict[str, np.ndarray] | None, b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    if a is None or not len(a["frame"]):
+        return b
+    return {name: np.concatenate([a[name], b[name]]) for name in b}
+
+
+class _Pipeline:
+    """Per-capture state across chunks: the defragmenter, rows awaiting their train, aggregates, kept rows."""
+
+    def __init__(self, settings: Settings, capture: str, host: str, keep: str, flows: bool) -> None:
+        self.settings = settings
+        self.capture = capture
+        self.host = host
+        self.keep = keep
+        self.defrag = Defragmenter(settings, capture)
+        self.pending: dict[str, np.ndarray] | None = None  # fragment rows whose train is still open
+        self.weave_hosts: set[str] = set()
+        self.agg = _Aggregates(settings, flows)
+        self.kept: list[pd.DataFrame] = []
+
+    def add_chunk(self, columns: dict[str, np.ndarray], payloads: dict[int, bytes]) -> None:
+        self.weave_hosts |= weave_endpoints(columns, self.settings)
+        annotations = self.defrag.feed(columns, payloads)
+        # Older waiting rows and the new chunk are resolved apart, so the chunk itself is never copied.
+        older = self._resolve(self.pending, annotations) if self.pending is not None else None
+        self.pending = _concat(older, self._resolve(columns, annotations))
+
+    def finish(self, info: CaptureInfo) -> ScanResult:
+        annotations = self.defrag.finish()
+        if self.pending is not None:
+            rest = self._resolve(self.pending, annotations)
+            assert not len(rest["frame"]), "every fragment is annotated at the end of the capture"
+        self.pending = None
+        packets = self._packets()
+        summary = self.agg.summary(self.weave_hosts)
+        summary.fragment_trains = {k: v for k, v in self.defrag.counts.items() if v}
+        summary.damage = list(info.damage)
+        if not summary.link_types:
+            summary.link_types = sorted({link_type_name(i.linktype) for i in info.interfaces})
+        return ScanResult(info=info, host=self.host, summary=summary, packets=packets,
+                          flows_per_second=self.agg.flows_table(self.weave_hosts))
+
+    def _resolve(self, batch: dict[str, np.ndarray], annotations: FragmentAnnotations) -> dict[str, np.ndarray]:
+        """Apply fragment annotations, classify and aggregate every row that is ready; return the rest."""
+        n = len(batch["frame"])
+        fragment = fragment_mask(batch)
+        train_ports: dict[str, np.ndarray] = {}
+        if len(annotations):
+            order = np.argsort(annotations.frame, kind="stable")
+            frames = annotations.frame[order]
+            idx = np.clip(np.searchsorted(frames, batch["frame"]), 0, len(frames) - 1)
+            hit = frames[idx] == batch["frame"]
+            src = order[idx[hit]]
+            batch["frag_train"][hit] = annotations.frag_train[src]
+            batch["reasm_len"][hit] = annotations.reasm_len[src]
+            batch["reasm_status"][hit] = annotations.reasm_status[src]
+            for name in ("train_sport", "train_dport", "train_udp_len"):
+                values = np.full(n, -1, dtype=np.int32)
+                values[hit] = getattr(annotations, name)[src]
+                train_ports[name] = values
+        else:
+            hit = np.zeros(n, dtype=bool)
+        waiting = fragment & ~hit
+        if waiting.any():
+            ready_rows = np.flatnonzero(~waiting)
+            rest = _take(batch, np.flatnonzero(waiting))
+            batch = _take(batch, ready_rows)
+            train_ports = {k: v[ready_rows] for k, v in train_ports.items()}
+        else:
+            rest = _take(batch, np.zeros(0, dtype=np.int64))
+        if len(batch["frame"]):
+            classify(batch, self.settings, weave_hosts=self.weave_hosts, **train_ports)
+            esp_pending = (batch["klass"] == "other") & batch["uncertain"] & (batch["ip_proto"] == IP_PROTO_ESP)
+            if esp_pending.any():
+                batch["klass"] = np.where(esp_pending, _ESP_PENDING, batch["klass"])
+            self.agg.add(batch)
+            self._keep(batch)
+        return rest
+
+    def _keep(self, batch: dict[str, np.ndarray]) -> None:
+        if self.keep == "none":
+            return
+        if self.keep == "notable":
+            rows = np.flatnonzero(batch["klass"] != "other")
+            if not rows.size:
+                return
+            batch = _take(batch, rows)
+        self.kept.append(pd.DataFrame({name: batch[name] for name in COLUMN_NAMES}, copy=False))
+
+    def _packets(self) -> pd.DataFrame:
+        if self.kept:
+            frame = pd.concat(self.kept, ignore_index=True) if len(self.kept) > 1 else self.kept[0]
+        else:
+            frame = pd.DataFrame({name: array for name, array in empty_columns(0).items()})
+        self.kept = []
+        esp = (frame["klass"] == _ESP_PENDING).to_numpy()
+        if esp.any():
+            weave = _between(frame["ip_src"].to_numpy(), frame["ip_dst"].to_numpy(), self.weave_hosts)
+            frame.loc[esp & weave, "klass"] = "weave.fastdp.esp"
+            frame.loc[esp & weave, "uncertain"] = False
+            frame.loc[esp & ~weave, "klass"] = "other"
+            if self.keep == "notable":
+                frame = frame[~(esp & ~weave)]
+        frame = frame.sort_values("frame", kind="stable").reset_index(drop=True)
+        frame["capture"] = pd.Categorical([self.capture] * len(frame))
+        frame["host"] = pd.Categorical([self.host] * len(frame))
+        for name in TEXT_COLUMNS:
+            frame[name] = frame[name].astype("category")
+        return frame
+
+
+def _between(src: np.ndarray, dst: np.ndarray, hosts: set[str]) -> np.ndarray:
+    if not hosts:
+        return np.zeros(len(src), dtype=bool)
+    host_list = list(hosts)
+    return np.isin(src, host_list) & np.isin(dst, host_list)
+
+
+class _Aggregates:
+    """Streaming sums over classified rows; small dictionaries, whatever the capture size."""
+
+    def __init__(self, settings: Settings, flows: bool) -> None:
+        self.settings = settings
+        self.flows_enabled = flows
+        self.frames = 0
+        self.bytes = 0
+        self.first_ts: int | None = None
+        self.last_ts: int | None = None
+        self.linktypes: set[int] = set()
+        self.classes: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        self.uncertain: Counter[str] = Counter()
+        self.esp_pairs: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+        self.peer_frames: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # address -> [sent, received]
+        self.peer_short_ids: dict[str, set[int]] = defaultdict(set)
+        self.peer_names: dict[str, set[str]] = defaultdict(set)
+        self.peer_nicknames: dict[str, set[str]] = defaultdict(set)
+        self.heartbeats: Counter[tuple[int, int, int]] = Counter()  # (ip_len, frame_len, overlay_mtu)
+        self.icmp: dict[str, dict[int, Counter[tuple[object, ...]]]] = {
+            "icmp.frag_needed": defaultdict(Counter), "icmpv6.packet_too_big": defaultdict(Counter)}
+        self.flow_parts: list[pd.DataFrame] = []
+        self.flow_rows = 0
+
+    def add(self, cols: dict[str, np.ndarray]) -> None:
+        n = len(cols["frame"])
+        klass, wirelen = cols["klass"], cols["wirelen"].astype(np.int64)
+        self.frames += n
+        self.bytes += int(wirelen.sum())
+        ts = cols["ts_ns"]
+        lo, hi = int(ts.min()), int(ts.max())
+        self.first_ts = lo if self.first_ts is None else min(self.first_ts, lo)
+        self.last_ts = hi if self.last_ts is None else max(self.last_ts, hi)
+        self.linktypes.update(np.unique(cols["linktype"]).tolist())
+
+        codes, names = pd.factorize(klass)
+        frames = np.bincount(codes, minlength=len(names))
+        sizes = np.bincount(codes, weights=wirelen, minlength=len(names))
+        for i, name in enumerate(names):
+            entry = self.classes[str(name)]
+            entry[0] += int(frames[i])
+            entry[1] += int(sizes[i])
+        uncertain = cols["uncertain"] & (klass != _ESP_PENDING)
+        if uncertain.any():
+            self.uncertain.update(klass[uncertain].tolist())
+
+        esp = klass == _ESP_PENDING
+        if esp.any():
+            for (src, dst), group in pd.DataFrame({"s": cols["ip_src"][esp], "d": cols["ip_dst"][esp],
+                                                    "b": wirelen[esp]}).groupby(["s", "d"]):
+                entry = self.esp_pairs[(str(src), str(dst))]
+                entry[0] += len(group)
+                entry[1] += int(group["b"].sum())
+
+        self._add_peers(cols, klass)
+        self._add_heartbeats(cols, klass)
+        self._add_icmp(cols, klass)
+        if self.flows_enabled:
+            self._add_flows(cols, klass, wirelen)
+
+    def _add_peers(self, cols: dict[str, np.ndarray], klass: np.ndarray) -> None:
+        weave = np.isin(klass, WEAVE_CLASSES)
+        if weave.any():
+            for address, count in Counter(cols["ip_src"][weave].tolist()).items():
+                self.peer_frames[address][0] += count
+            for address, count in Counter(cols["ip_dst"][weave].tolist()).items():
+                self.peer_frames[address][1] += count
+        fastdp = cols["peer_src_short"] >= 0
+        if fastdp.any():
+            pairs = pd.DataFrame({"s": cols["ip_src"][fastdp], "d": cols["ip_dst"][fastdp],
+                                  "ss": cols["peer_src_short"][fastdp], "ds": cols["peer_dst_short"][fastdp]})
+            for src, short in pairs[["s", "ss"]].drop_duplicates().itertuples(index=False):
+                self.peer_short_ids[str(src)].add(int(short))
+            for dst, short in pairs[["d", "ds"]].drop_duplicates().itertuples(index=False):
+                self.peer_short_ids[str(dst)].add(int(short))
+        named = (cols["ctl_peer_name"] != "") | (cols["ctl_nickname"] != "") | (cols["ctl_short_id"] >= 0)
+        for i in np.flatnonzero(named):
+            address = str(cols["ip_src"][i])
+            if cols["ctl_peer_name"][i]:
+                self.peer_names[address].add(str(cols["ctl_peer_name"][i]))
+            if cols["ctl_nickname"][i]:
+                self.peer_nicknames[address].add(str(cols["ctl_nickname"][i]))
+            if cols["ctl_short_id"][i] >= 0:
+                self.peer_short_ids[address].add(int(cols["ctl_short_id"][i]))
+            self.peer_frames.setdefault(address, [0, 0])
+
+    def _add_heartbeats(self, cols: dict[str, np.ndarray], klass: np.ndarray) -> None:
+        hb = np.flatnonzero(klass == "weave.fastdp.heartbeat")
+        if hb.size:
+            keys = zip(cols["ip_len"][hb].tolist(), cols["wirelen"][hb].tolist(), cols["overlay_mtu"][hb].tolist(),
+                       strict=True)
+            self.heartbeats.update(keys)
+
+    def _add_icmp(self, cols: dict[str, np.ndarray], klass: np.ndarray) -> None:
+        for name, by_mtu in self.icmp.items():
+            rows = np.flatnonzero(klass == name)
+            if not rows.size:
+                continue
+            sub = {k: cols[k][rows] for k in ("frame", "q_ip_version", "q_ip_src", "q_ip_dst", "q_ip_proto", "q_sport",
+                                              "q_dport", "q_ip_len", "q_inner_zero_eth", "icmp_mtu")}
+            quoted = quoted_class(sub, self.settings)
+            for i in range(rows.size):
+                key = (str(sub["q_ip_src"][i]), str(sub["q_ip_dst"][i]), int(sub["q_ip_proto"][i]), int(sub["q_sport"][i]),
+                       int(sub["q_dport"][i]), int(sub["q_ip_len"][i]), str(quoted[i]))
+                by_mtu[int(sub["icmp_mtu"][i])][key] += 1
+
+    def _add_flows(self, cols: dict[str, np.ndarray], klass: np.ndarray, wirelen: np.ndarray) -> None:
+        table = pd.DataFrame({"second": cols["ts_ns"] // 1_000_000_000, "ip_src": cols["ip_src"],
+                              "ip_dst": cols["ip_dst"], "klass": klass, "bytes": wirelen})
+        part = table.groupby(["second", "ip_src", "ip_dst", "klass"], sort=False, observed=True).agg(
+            frames=("bytes", "size"), bytes=("bytes", "sum")).reset_index()
+        self.flow_parts.append(part)
+        self.flow_rows += len(part)
+        if self.flow_rows > _FLOW_COMPACT_ROWS and len(self.flow_parts) > 1:
+            merged = self._merge_flows(self.flow_parts)
+            self.flow_parts, self.flow_rows = [merged], len(merged)
+
+    @staticmethod
+    def _merge_flows(parts: list[pd.DataFrame]) -> pd.DataFrame:
+        table = pd.concat(parts, ignore_index=True)
+        return table.groupby(["second", "ip_src", "ip_dst", "klass"], sort=False, observed=True).agg(
+            frames=("frames", "sum"), bytes=("bytes", "sum")).reset_index()
+
+    def flows_table(self, weave_hosts: set[str]) -> pd.DataFrame:
+        columns = ["second", "ip_src", "ip_dst", "klass", "frames", "bytes"]
+        if not self.flow_parts:
+            return pd.DataFrame({c: pd.Series(dtype="int64" if c in ("second", "frames", "bytes") else "str")
+                                 for c in columns})
+        table = self._merge_flows(self.flow_parts)
+        self.flow_parts = []
+        esp = (table["klass"] == _ESP_PENDING).to_numpy()
+        if esp.any():
+            weave = _between(table["ip_src"].to_numpy(), table["ip_dst"].to_numpy(), weave_hosts)
+            table.loc[esp, "klass"] = np.where(weave[esp], "weave.fastdp.esp", "other")
+            table = self._merge_flows([table])
+        table = table.sort_values(["second", "ip_src", "ip_dst", "klass"], kind="stable").reset_index(drop=True)
+        table["second"] = table["second"].astype("int64")
+        table["frames"] = table["frames"].astype("int64")
+        table["bytes"] = table["bytes"].astype("int64")
+        return table[columns]
+
+    def summary(self, weave_hosts: set[str]) -> CaptureSummary:
+        classes = {name: list(v) for name, v in self.classes.items()}
+        uncertain = Counter(self.uncertain)
+        pending = classes.pop(_ESP_PENDING, None)
+        if pending is not None:
+            for (src, dst), (frames, size) in self.esp_pairs.items():
+                target = "weave.fastdp.esp" if src in weave_hosts and dst in weave_hosts else "other"
+                entry = classes.setdefault(target, [0, 0])
+                entry[0] += frames
+                entry[1] += size
+                if target == "other":
+                    uncertain["other"] += frames
+        ordered = {name: {"frames": classes[name][0], "bytes": classes[name][1]}
+                   for name in CLASS_NAMES if name in classes and classes[name][0]}
+        return CaptureSummary(
+            frames=self.frames,
+            bytes=self.bytes,
+            first_ts_ns=self.first_ts,
+            last_ts_ns=self.last_ts,
+            link_types=[link_type_name(lt) for lt in sorted(self.linktypes)],
+            classes=ordered,
+            peers=self._peers(),
+            fastdp_heartbeats=[
+                {"ip_len": ip_len, "frame_len": frame_len, "overlay_mtu": mtu, "frames": count}
+                for (ip_len, frame_len, mtu), count in sorted(self.heartbeats.items())
+            ],
+            icmp_frag_needed=self._icmp("icmp.frag_needed"),
+            icmpv6_packet_too_big=self._icmp("icmpv6.packet_too_big"),
+            uncertain=[{"class": name, "frames": uncertain[name], "reason": UNCERTAIN_REASONS.get(name, "")}
+                       for name in CLASS_NAMES if uncertain.get(name)],
+        )
+
+    def _peers(self) -> list[dict[str, object]]:
+        addresses = sorted(set(self.peer_frames) | set(self.peer_short_ids), key=_address_key)
+        return [
+            {
+                "address": address,
+                "short_ids": sorted(self.peer_short_ids.get(address, set())),
+                "names": sorted(self.peer_names.get(address, set())),
+                "nicknames": sorted(self.peer_nicknames.get(address, set())),
+                "frames_sent": self.peer_frames.get(address, [0, 0])[0],
+                "frames_received": self.peer_frames.get(address, [0, 0])[1],
+            }
+            for address in addresses
+            if address
+        ]
+
+    def _icmp(self, name: str) -> list[dict[str, object]]:
+        out: list[dict[str, object]] = []
+        for mtu, quotes in sorted(self.icmp[name].items()):
+            out.append({
+                "next_hop_mtu" if name == "icmp.frag_needed" else "mtu": mtu,
+                "frames": sum(quotes.values()),
+                "quoted": [
+                    {"src": src, "dst": dst, "proto": proto, "sport": sport, "dport": dport, "ip_len": ip_len,
+                     "class": quoted, "frames": count}
+                    for (src, dst, proto, sport, dport, ip_len, quoted), count in sorted(
+                        quotes.items(), key=lambda item: (-item[1], item[0]))
+                ],
+            })
+        return out
+
+
+def _address_key(address: str) -> tuple[int, str]:
+    return (1 if ":" in address else 0, address)
+
+
+def write_timeline(results: list[ScanResult], path: str | Path) -> int:
+    """Write the kept rows of every result as one CSV or Parquet table (by the file suffix); returns rows."""
+    path = Path(path)
+    frames = [r.packets for r in results]
+    if frames:
+        table = pd.concat([f.astype({c: "str" for c in (*TEXT_COLUMNS, "capture", "host")}) for f in frames],
+                          ignore_index=True)
+    else:
+        table = pd.DataFrame({c.name: pd.Series(dtype="str" if c.dtype == "str" else c.dtype) for c in PACKET_COLUMNS})
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        table.to_parquet(path, index=False)
+    elif suffix == ".csv":
+        table.to_csv(path, index=False)
+    else:
+        raise ValueError(f"{path}: timeline must end in .csv or .parquet")
+    return len(table)
