@@ -49,6 +49,7 @@ class CaptureRef:
     path: str  # absolute path the workers read
     rel: str  # path relative to its input root (inside an archive: relative to the archive)
     host: str | None = None
+    shown: str = ""  # how messages name it: `rel`, or `archive.tar.gz:member` for archive members
 
 
 @dataclass
@@ -148,7 +149,7 @@ class _Collector:
                 return self.group(alternative, origin)
         raise UsageError(f"too many inputs give a group named {name!r}")
 
-    def add_capture(self, path: Path, rel: str, *, prefix: str, label: str, origin: str) -> None:
+    def add_capture(self, path: Path, rel: str, *, prefix: str, label: str, origin: str, within: str = "") -> None:
         """File a capture under its group: by --group-by, else by its directory inside its input."""
         host: str | None = None
         by_pattern: str | None = None
@@ -161,11 +162,12 @@ class _Collector:
         parent = PurePosixPath(rel).parent.as_posix()
         local = by_pattern or (parent if parent != "." else label)
         name = f"{prefix}/{local}" if prefix else local
-        self.group(name, origin).captures.append(CaptureRef(path=str(path.resolve()), rel=rel, host=host))
+        shown = f"{within}:{rel}" if within else rel
+        self.group(name, origin).captures.append(CaptureRef(path=str(path.resolve()), rel=rel, host=host, shown=shown))
 
     def add_lone(self, path: Path, origin: str) -> None:
         self.group(capture_stem(path.name), origin).captures.append(
-            CaptureRef(path=str(path.resolve()), rel=path.name))
+            CaptureRef(path=str(path.resolve()), rel=path.name, shown=path.name))
 
     def add_archive(self, path: Path, *, prefix: str, origin: str) -> None:
         """Extract (once per archive content) under .work/ and file its captures; a bad archive is a failed group."""
@@ -188,7 +190,8 @@ class _Collector:
         if not members:
             self.skipped.append(f"{_display(path)}: no captures inside")
         for member in members:
-            self.add_capture(dest / member, member, prefix=prefix, label=stem, origin=f"{origin}!{path.name}")
+            self.add_capture(dest / member, member, prefix=prefix, label=stem, origin=f"{origin}!{path.name}",
+                             within=path.name)
 
     def walk(self, root: Path, start: Path, origin: str) -> None:
         """Every capture and archive under `start`, filed relative to `root` (the out dir is never walked)."""

@@ -157,7 +157,8 @@ def run_batch(
             continue
         tasks.append(GroupTask(
             name=group.name, slug=slugs[group.name], out_dir=str(group_dir), out_root=str(out),
-            captures=tuple((c.path, c.host) for c in group.captures), key=key, settings=settings,
+            captures=tuple((c.path, c.host) for c in group.captures), shown=tuple(c.shown or c.rel for c in group.captures),
+            key=key, settings=settings,
         ))
 
     function = task_function(analyze_group, render_report)

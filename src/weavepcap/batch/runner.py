@@ -21,6 +21,8 @@ from weavepcap.errors import ExitCode, WeavepcapError
 from weavepcap.io.records import CaptureSpec
 from weavepcap.settings import Settings
 
+# Imported once by the fork server, so each worker forks with the pipeline loaded (missing ones are skipped).
+FORKSERVER_PRELOAD = ["weavepcap.batch.runner", "weavepcap.io", "weavepcap.api", "weavepcap.report.htmlreport"]
 POOL_ROUNDS = 3  # a crashed worker breaks the pool: retry its unfinished groups at most this many times
 SCHEDULER_CONNECT_TIMEOUT_S = 20.0
 
@@ -40,6 +42,7 @@ class GroupTask:
     out_dir: str  # absolute: <out>/<slug>
     out_root: str  # absolute --out, only to shorten paths in error messages
     captures: tuple[tuple[str, str | None], ...]  # (absolute path, host or None)
+    shown: tuple[str, ...]  # each capture's path relative to its input, for messages
     key: str
     settings: Settings
 
@@ -66,13 +69,15 @@ def default_render_report(doc: dict[str, Any], path: Path) -> None:
     write_html(doc, path)
 
 
-def one_line_error(exc: BaseException, out_root: str = "") -> str:
-    """A failure as one line; paths under --out are shown relative to it."""
+def one_line_error(exc: BaseException, out_root: str = "", shown: dict[str, str] | None = None) -> str:
+    """A failure as one line; capture paths as the user knows them, other paths under --out relative to it."""
     if isinstance(exc, WeavepcapError):
         text = str(exc)
     else:
         text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     text = " ".join(text.split())
+    for path, display in (shown or {}).items():
+        text = text.replace(path, display)
     if out_root:
         text = text.replace(out_root.rstrip("/") + "/", "")
     return text
@@ -150,7 +155,8 @@ def run_group(
         row = row_from_doc(task, doc)
         key: str | None = task.key
     except Exception as exc:  # failure isolation: any error in one group is that group's result
-        row = _task_failed_row(task, one_line_error(exc, task.out_root))
+        shown = {path: rel for (path, _), rel in zip(task.captures, task.shown, strict=False)}
+        row = _task_failed_row(task, one_line_error(exc, task.out_root, shown))
         if not isinstance(exc, WeavepcapError) and os.environ.get("WEAVEPCAP_DEBUG"):
             traceback.print_exc()
         key = None
@@ -164,8 +170,12 @@ def run_group(
 
 
 def task_function(analyze_group: AnalyzeGroup | None, render_report: RenderReport | None) -> TaskFunction:
-    """run_group with the pipeline bound (picklable when the callables are module-level functions)."""
-    return partial(run_group, analyze_group=analyze_group, render_report=render_report)
+    """run_group with the pipeline bound (picklable when the callables are module-level functions).
+
+    The defaults are resolved here, in the driver, so workers run exactly what the driver chose.
+    """
+    return partial(run_group, analyze_group=analyze_group or default_analyze_group,
+                   render_report=render_report or default_render_report)
 
 
 def run_local(tasks: list[GroupTask], function: TaskFunction, workers: int) -> Iterator[dict[str, Any]]:
@@ -175,7 +185,9 @@ def run_local(tasks: list[GroupTask], function: TaskFunction, workers: int) -> I
     round each group runs alone, so the one that kills its worker is the one reported.
     """
     pending = list(tasks)
+    # forkserver: workers never inherit the driver's threads (progress bar, Dask client) or its locks.
     context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(FORKSERVER_PRELOAD)
     for round_number in range(1, POOL_ROUNDS + 1):
         if not pending:
             return

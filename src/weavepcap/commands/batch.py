@@ -47,12 +47,12 @@ def command(
     )
     if not quiet:
         for note in result.skipped_inputs:
-            err_console.print(f"skipped: {note}", markup=False)
+            err_console.print(f"skipped: {note}", markup=False, soft_wrap=True)
         groups = len(result.summary)
         err_console.print(
             f"{groups} groups: {result.count('done')} analysed, {result.count('resumed')} already done, "
             f"{result.failed} failed → {result.out_dir / 'index.html'}",
-            markup=False,
+            markup=False, soft_wrap=True,
         )
     if result.failed:
         raise typer.Exit(code=int(ExitCode.PARTIAL_FAILURE))
