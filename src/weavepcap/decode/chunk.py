@@ -1,0 +1,77 @@
+"""decode_chunk: fast path over the chunk, per-packet path for the rest, one packet table either way."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from weavepcap.decode.control import ControlTracker
+from weavepcap.decode.fast import FastDecoder
+from weavepcap.decode.packet import PacketDecoder
+from weavepcap.io.records import FrameChunk
+from weavepcap.schema import PACKET_COLUMNS, empty_columns
+from weavepcap.settings import Settings
+
+# columns copied from the chunk itself; every other column is decoded
+RECORD_COLUMNS = ("frame", "ts_ns", "caplen", "wirelen", "linktype", "iface")
+DECODED_COLUMNS = tuple(c for c in PACKET_COLUMNS if c.name not in RECORD_COLUMNS)
+MAX_CONTROL_DIRECTIONS = 4096
+
+
+class DecodeState:
+    """What decoding carries from one chunk to the next: the TCP 6783 stream state, bounded."""
+
+    def __init__(self, max_connections: int = MAX_CONTROL_DIRECTIONS) -> None:
+        self.control = ControlTracker(max_connections)
+
+    @property
+    def evicted_connections(self) -> int:
+        """Directions of TCP 6783 connections forgotten because the table was full."""
+        return self.control.evicted
+
+
+@dataclass
+class DecodedChunk:
+    """The packet-table columns of one chunk, plus the payloads the defragmenter needs."""
+
+    columns: dict[str, np.ndarray]
+    fragment_payloads: dict[int, bytes] = field(default_factory=dict)  # frame number -> IP payload bytes
+    slow_frames: int = 0  # frames that went through the per-packet path
+    errors: list[tuple[int, str]] = field(default_factory=list)  # (frame, message): decoder bugs, not bad bytes
+
+
+def decode_chunk(
+    chunk: FrameChunk, settings: Settings, state: DecodeState, *, force_slow: bool = False
+) -> DecodedChunk:
+    """Decode every frame of the chunk into PACKET_COLUMNS; never raises on the frames' bytes."""
+    n = len(chunk)
+    cols = empty_columns(n)
+    cols["frame"][:] = chunk.frame
+    cols["ts_ns"][:] = chunk.ts_ns
+    cols["caplen"][:] = chunk.caplen
+    cols["wirelen"][:] = chunk.wirelen
+    cols["linktype"][:] = chunk.linktype
+    cols["iface"][:] = chunk.iface
+    if force_slow:
+        slow_rows = np.arange(n)
+    else:
+        slow_rows = np.flatnonzero(FastDecoder(settings).decode(chunk, cols))
+        if slow_rows.size:
+            for column in DECODED_COLUMNS:  # the fast path may have filled some layers before giving up
+                cols[column.name][slow_rows] = column.missing
+    out = DecodedChunk(columns=cols, slow_frames=int(slow_rows.size))
+    decoder = PacketDecoder(settings, state.control)
+    linktypes = chunk.linktype
+    for i in slow_rows.tolist():
+        row: dict[str, object] = {}
+        fragment: bytes | None = None
+        try:
+            fragment = decoder.decode(chunk.frame_bytes(i), int(linktypes[i]), row)
+        except Exception as exc:  # a decoder bug must not lose the capture: keep what was read, note it
+            out.errors.append((int(chunk.frame[i]), f"{type(exc).__name__}: {exc}"))
+        for name, value in row.items():
+            cols[name][i] = value
+        if fragment is not None:
+            out.fragment_payloads[int(chunk.frame[i])] = fragment
+    return out
