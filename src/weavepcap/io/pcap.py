@@ -76,13 +76,13 @@ class PcapWalker:
     def interfaces(self) -> list[Interface]:
         return [Interface(self.header.linktype, float(self._ns_per_unit), "", self.header.snaplen)]
 
-    def walk(self, buf: np.ndarray, end: int, first_frame: int, stream_offset: int) -> Walk:
-        """Take whole records from buf[0:end]; stream_offset is buf[0]'s offset in the (decompressed) stream."""
+    def walk(self, buf: np.ndarray, start: int, end: int, first_frame: int, stream_offset: int) -> Walk:
+        """Take whole records from buf[start:end]; stream_offset is buf[0]'s offset in the (decompressed) stream."""
         view = memoryview(buf)  # struct reads a memoryview twice as fast as an ndarray
         unpack_caplen = self._caplen.unpack_from
         starts = array("q")
         append = starts.append
-        pos = 0
+        pos = start
         limit = end - RECORD_HEADER_LEN
         # The only per-frame Python on the hot path: hop from record header to record header.
         for _ in range(self.max_frames):

@@ -173,11 +173,11 @@ class PcapngWalker:
             self.info.ts_precision = {1000.0: "us", 1.0: "ns"}.get(only, "mixed")
 
     # --- the walk ----------------------------------------------------------------------------------
-    def walk(self, buf: np.ndarray, end: int, first_frame: int, stream_offset: int) -> Walk:
-        """Take whole blocks from buf[0:end]; stream_offset is buf[0]'s offset in the (decompressed) stream."""
+    def walk(self, buf: np.ndarray, start: int, end: int, first_frame: int, stream_offset: int) -> Walk:
+        """Take whole blocks from buf[start:end]; stream_offset is buf[0]'s offset in the (decompressed) stream."""
         starts = array("q")
         append = starts.append
-        pos = 0
+        pos = start
         budget = self.max_frames
         need = 0
         damage: Damage | None = None

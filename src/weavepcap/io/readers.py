@@ -267,20 +267,25 @@ class Capture:
                     got, error = self._fill(stream, memoryview(buf)[len(tail):])
                     stream_done = error is not None or len(tail) + got < size
                 end = len(tail) + got
-                walk = self._walker.walk(buf, end, next_frame, offset)
-                if walk.chunk is not None:
-                    self._note_linktypes(walk.chunk)
-                    yield walk.chunk
-                    next_frame += walk.frames
-                if walk.damage is not None:
-                    self._damage(walk.damage, next_frame)
-                    return
-                tail = buf[walk.consumed:end].tobytes()
-                offset += walk.consumed
+                del tail
+                start = 0
+                while True:  # walk this buffer; again from where it stopped when a chunk filled up
+                    walk = self._walker.walk(buf, start, end, next_frame, offset)
+                    if walk.chunk is not None:
+                        self._note_linktypes(walk.chunk)
+                        yield walk.chunk
+                        next_frame += walk.frames
+                    if walk.damage is not None:
+                        self._damage(walk.damage, next_frame)
+                        return
+                    start = walk.consumed
+                    if not walk.more:
+                        break
+                tail = buf[start:end].tobytes()
+                offset += start
                 need = walk.need
-                more = walk.more
                 del buf, walk
-                if more or not stream_done:
+                if not stream_done:
                     continue
                 if error is not None:
                     message = f"corrupt {self.info.compression} data: {error}; reading stopped there"
