@@ -114,8 +114,9 @@ def _link_escapes(member: PurePosixPath | None, target: str, *, hard: bool) -> b
 class _Extractor:
     """Writes members under one root while counting what the limits count."""
 
-    def __init__(self, archive: Path, root: Path, limits: ArchiveLimits) -> None:
+    def __init__(self, archive: Path, root: Path, limits: ArchiveLimits, shown: str) -> None:
         self.archive = archive
+        self.shown = shown
         self.root = root
         self.root_real = root.resolve()
         self.limits = limits
@@ -125,7 +126,7 @@ class _Extractor:
         self.extracted: list[str] = []
 
     def fail(self, message: str, member: str | None = None) -> ArchiveError:
-        return ArchiveError(str(self.archive), message, member=member)
+        return ArchiveError(self.shown, message, member=member)
 
     def count_member(self, name: str, declared_size: int) -> None:
         self.members += 1
@@ -247,21 +248,25 @@ def extract_archive(
     dest: str | Path,
     limits: ArchiveLimits,
     keep: Callable[[str], bool] = lambda _name: True,
+    *,
+    shown: str | None = None,
 ) -> list[str]:
     """Extract the members `keep` accepts into `dest` (created whole or not at all); their relative paths.
 
     Every member's name and link target is checked, and every member counts toward the limits, even
-    the ones not kept. On any violation or read error nothing is left behind and ArchiveError says why.
+    the ones not kept. On any violation or read error nothing is left behind and ArchiveError says why,
+    naming the archive as `shown` (default: its path).
     """
     archive = Path(archive)
     dest = Path(dest)
+    shown = shown or str(archive)
     kind = archive_kind(archive)
     if kind is None:
-        raise ArchiveError(str(archive), "not a tar or zip archive (by its name)")
+        raise ArchiveError(shown, "not a tar or zip archive (by its name)")
     partial = dest.with_name(dest.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    ex = _Extractor(archive, partial, limits)
+    ex = _Extractor(archive, partial, limits, shown)
     try:
         if kind == "tar":
             _extract_tar(ex, keep)
@@ -273,7 +278,7 @@ def extract_archive(
     except Exception as exc:  # tarfile, zipfile, zlib, lzma, bz2 and zstandard each raise their own kinds
         shutil.rmtree(partial, ignore_errors=True)
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ArchiveError(str(archive), f"unreadable archive: {reason}") from None
+        raise ArchiveError(shown, f"unreadable archive: {reason}") from None
     shutil.rmtree(dest, ignore_errors=True)
     os.replace(partial, dest)
     return sorted(set(ex.extracted))

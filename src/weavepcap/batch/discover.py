@@ -180,7 +180,8 @@ class _Collector:
                 members = sorted(
                     p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file() and is_capture_name(p.name))
             else:
-                members = extract_archive(path, dest, self.limits, keep=lambda n: is_capture_name(PurePosixPath(n).name))
+                members = extract_archive(path, dest, self.limits, keep=lambda n: is_capture_name(PurePosixPath(n).name),
+                                          shown=group_label)
         except ArchiveError as exc:
             self.group(group_label, origin).error = str(exc)
             return
