@@ -462,6 +462,10 @@ class _Aggregates:
                 entry[1] += size
                 if target == "other":
                     uncertain["other"] += frames
+                else:
+                    self.peer_frames[src][0] += frames
+                    self.peer_frames[dst][1] += frames
+            self.esp_pairs.clear()
         ordered = {name: {"frames": classes[name][0], "bytes": classes[name][1]}
                    for name in CLASS_NAMES if name in classes and classes[name][0]}
         return CaptureSummary(
