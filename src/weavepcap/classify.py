@@ -22,6 +22,7 @@ ETHERNET_HEADER = 14  # fastdp heartbeat inner frame = 14 + overlay MTU
 PLAUSIBLE_SLEEVE_COUNTER = 1 << 40
 
 IP_PROTO_ICMP, IP_PROTO_TCP, IP_PROTO_UDP, IP_PROTO_ESP, IP_PROTO_ICMPV6 = 1, 6, 17, 50, 58
+IP_IN_IP_PROTOS = (4, 41)  # IPv4-in-IP and 6in4 tunnels
 ETHERTYPE_ARP = 0x0806
 TUN_VXLAN, TUN_GENEVE = 1, 2
 
@@ -82,7 +83,6 @@ def classify(
     proto = columns["ip_proto"]
     sport, dport = columns["sport"], columns["dport"]
     ip_len, df = columns["ip_len"], columns["ip_df"]
-    is_v4, is_v6 = columns["ip_version"] == 4, columns["ip_version"] == 6
     udp, tcp = proto == IP_PROTO_UDP, proto == IP_PROTO_TCP
 
     # --- fragments: attributed through their train, never by their own (partial) bytes ---
@@ -133,8 +133,10 @@ def classify(
     esp_unknown = esp & ~between_peers
 
     # --- ICMP errors, other overlays, ARP ---
-    frag_needed = whole & is_v4 & (proto == IP_PROTO_ICMP) & (columns["icmp_type"] == 3) & (columns["icmp_code"] == 4)
-    packet_too_big = whole & is_v6 & (proto == IP_PROTO_ICMPV6) & (columns["icmp_type"] == 2)
+    # The decoder follows IP-in-IP / 6in4 one level (inner_ip_*, ICMP fields of the inner packet), as tshark does.
+    carried = np.where(np.isin(proto, IP_IN_IP_PROTOS), columns["inner_ip_proto"], proto)
+    frag_needed = whole & (carried == IP_PROTO_ICMP) & (columns["icmp_type"] == 3) & (columns["icmp_code"] == 4)
+    packet_too_big = whole & (carried == IP_PROTO_ICMPV6) & (columns["icmp_type"] == 2)
     tun = columns["tun_type"]
     on_fastdp_port = udp & (dport == fp)
     vxlan_ports = list(settings.vxlan_ports)

@@ -52,6 +52,7 @@ class CaptureSummary:
     icmp_frag_needed: list[dict[str, object]] = field(default_factory=list)
     icmpv6_packet_too_big: list[dict[str, object]] = field(default_factory=list)
     fragment_trains: dict[str, int] = field(default_factory=dict)  # reassembly status -> trains
+    snaplen_cut_frames: int = 0  # frames captured shorter than they were on the wire (caplen < wirelen)
     uncertain: list[dict[str, object]] = field(default_factory=list)  # {"class", "frames", "reason"}
     damage: list[Damage] = field(default_factory=list)
 
@@ -71,6 +72,7 @@ class CaptureSummary:
             "icmp_frag_needed": self.icmp_frag_needed,
             "icmpv6_packet_too_big": self.icmpv6_packet_too_big,
             "fragment_trains": dict(self.fragment_trains),
+            "snaplen_cut_frames": self.snaplen_cut_frames,
             "uncertain": self.uncertain,
         }
 
@@ -153,6 +155,8 @@ def _open(spec: CaptureSpec, settings: Settings, dissector: str, progress: Progr
         state = DecodeState()
         for chunk in capture.chunks():
             result = decode_chunk(chunk, settings, state)
+            for frame, message in result.errors:  # a decoder bug on one frame: the frame stays, half-decoded
+                capture.info.damage.append(Damage(f"decoder error: {message}", frame=frame))
             if progress is not None and len(chunk):
                 done = int(chunk.file_offset[-1]) + PCAP_RECORD_HEADER + int(chunk.caplen[-1])
                 progress(min(done, total) if total else done, total)
@@ -317,6 +321,7 @@ class _Aggregates:
         self.flows_enabled = flows
         self.frames = 0
         self.bytes = 0
+        self.snaplen_cut = 0
         self.first_ts: int | None = None
         self.last_ts: int | None = None
         self.linktypes: set[int] = set()
@@ -338,6 +343,7 @@ class _Aggregates:
         klass, wirelen = cols["klass"], cols["wirelen"].astype(np.int64)
         self.frames += n
         self.bytes += int(wirelen.sum())
+        self.snaplen_cut += int(np.count_nonzero(cols["caplen"] < cols["wirelen"]))
         ts = cols["ts_ns"]
         lo, hi = int(ts.min()), int(ts.max())
         self.first_ts = lo if self.first_ts is None else min(self.first_ts, lo)
@@ -471,6 +477,7 @@ class _Aggregates:
         return CaptureSummary(
             frames=self.frames,
             bytes=self.bytes,
+            snaplen_cut_frames=self.snaplen_cut,
             first_ts_ns=self.first_ts,
             last_ts_ns=self.last_ts,
             link_types=[link_type_name(lt) for lt in sorted(self.linktypes)],

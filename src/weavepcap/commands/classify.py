@@ -154,6 +154,9 @@ def render_text(results: list[ScanResult]) -> str:
                     label = f" [{q['class']}]" if q["class"] not in ("", "other") else ""
                     lines.append(f"    quoting {q['src']}:{q['sport']} -> {q['dst']}:{q['dport']} proto {q['proto']} "
                                  f"IP length {q['ip_len']}{label} x{q['frames']}")
+        if result.summary.snaplen_cut_frames:
+            lines.append(f"  snap length: {result.summary.snaplen_cut_frames:,} frames were captured shorter than "
+                         "they were on the wire")
         trains = result.summary.fragment_trains
         if trains:
             lines.append("  fragment trains: " + ", ".join(f"{k} {v}" for k, v in trains.items()))
