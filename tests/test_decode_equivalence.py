@@ -41,7 +41,9 @@ def assert_same_columns(chunk: FrameChunk, settings: Settings | None = None) -> 
         a, b = fast.columns[column.name], slow.columns[column.name]
         assert a.dtype == b.dtype, column.name
         differ = np.flatnonzero(a != b)
-        assert differ.size == 0, f"{column.name}: frames {chunk.frame[differ[:5]].tolist()} fast {a[differ[:5]]} slow {b[differ[:5]]}"
+        assert differ.size == 0, (
+            f"{column.name}: frames {chunk.frame[differ[:5]].tolist()} fast {a[differ[:5]]} slow {b[differ[:5]]}"
+        )
     assert fast.fragment_payloads == slow.fragment_payloads
 
 

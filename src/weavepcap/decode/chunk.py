@@ -38,7 +38,9 @@ class DecodedChunk:
     columns: dict[str, np.ndarray]
     fragment_payloads: dict[int, bytes] = field(default_factory=dict)  # frame number -> IP payload bytes
     slow_frames: int = 0  # frames that went through the per-packet path
-    errors: list[tuple[int, str]] = field(default_factory=list)  # (frame, message): decoder bugs, not bad bytes
+    errors: list[tuple[int, str]] = field(
+        default_factory=list
+    )  # (frame, message): decoder bugs, not bad bytes
 
 
 def decode_chunk(

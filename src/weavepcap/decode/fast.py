@@ -106,7 +106,9 @@ class FastDecoder:
     def __init__(self, settings: Settings) -> None:
         self.weave_port = settings.weave_port
         self.fastdp_port = settings.fastdp_port
-        self.vxlan_ports = np.array(sorted(set(settings.vxlan_ports) | {settings.fastdp_port}), dtype=np.int64)
+        self.vxlan_ports = np.array(
+            sorted(set(settings.vxlan_ports) | {settings.fastdp_port}), dtype=np.int64
+        )
         self.geneve_ports = np.array(sorted(settings.geneve_ports), dtype=np.int64)
 
     def decode(self, chunk: FrameChunk, cols: Cols) -> np.ndarray:
@@ -220,7 +222,14 @@ class FastDecoder:
         tunnel = np.isin(proto, TUNNEL_PROTOS)
         self.slow[rows[tunnel]] = True
         keep = ~tunnel
-        rows, l3, cap, hdr, flags, proto = rows[keep], l3[keep], cap[keep], hdr[keep], flags[keep], proto[keep]
+        rows, l3, cap, hdr, flags, proto = (
+            rows[keep],
+            l3[keep],
+            cap[keep],
+            hdr[keep],
+            flags[keep],
+            proto[keep],
+        )
         ip_len = (hdr[:, 2] << 8) | hdr[:, 3]
         cols["ip_version"][rows] = 4
         cols["ip_hdr_len"][rows] = 20
@@ -230,8 +239,12 @@ class FastDecoder:
         cols["ip_frag_off"][rows] = 0
         cols["ip_ttl"][rows] = hdr[:, 8]
         cols["ip_proto"][rows] = proto
-        self.text.add("ip_src", rows, (hdr[:, 12] << 24) | (hdr[:, 13] << 16) | (hdr[:, 14] << 8) | hdr[:, 15])
-        self.text.add("ip_dst", rows, (hdr[:, 16] << 24) | (hdr[:, 17] << 16) | (hdr[:, 18] << 8) | hdr[:, 19])
+        self.text.add(
+            "ip_src", rows, (hdr[:, 12] << 24) | (hdr[:, 13] << 16) | (hdr[:, 14] << 8) | hdr[:, 15]
+        )
+        self.text.add(
+            "ip_dst", rows, (hdr[:, 16] << 24) | (hdr[:, 17] << 16) | (hdr[:, 18] << 8) | hdr[:, 19]
+        )
         # end of the datagram within the captured bytes (Ethernet padding is not payload)
         pend = np.where(ip_len >= 20, np.minimum(cap, l3 + ip_len), cap)
         l4 = l3 + 20
@@ -313,7 +326,9 @@ class FastDecoder:
 
     # --- what UDP carries -------------------------------------------------------------------------
 
-    def _vxlan(self, rows: np.ndarray, p: np.ndarray, pend: np.ndarray, udp_len: np.ndarray, weave: np.ndarray) -> None:
+    def _vxlan(
+        self, rows: np.ndarray, p: np.ndarray, pend: np.ndarray, udp_len: np.ndarray, weave: np.ndarray
+    ) -> None:
         cols = self.cols
         fits = p + 8 <= pend
         rows, p, pend, udp_len, weave = rows[fits], p[fits], pend[fits], udp_len[fits], weave[fits]
@@ -336,7 +351,13 @@ class FastDecoder:
         protocol = (hdr[:, 2] << 8) | hdr[:, 3]
         ethernet = protocol == ETH_TEB
         self.slow[rows[~ethernet]] = True  # Geneve carrying IP directly is rare: per-packet path
-        rows, p, pend, udp_len, hdr = rows[ethernet], p[ethernet], pend[ethernet], udp_len[ethernet], hdr[ethernet]
+        rows, p, pend, udp_len, hdr = (
+            rows[ethernet],
+            p[ethernet],
+            pend[ethernet],
+            udp_len[ethernet],
+            hdr[ethernet],
+        )
         options = (hdr[:, 0] & 0x3F) * 4
         inner_len = udp_len - 16 - options
         cols["tun_type"][rows] = TUN_GENEVE
@@ -370,7 +391,11 @@ class FastDecoder:
         i = q + 14
         first = _take_if(data, base + 14, 1, ipv4, 0)
         ipv4 &= (first >> 4) == 4
-        has_proto, has_src, has_dst = ipv4 & (i + 10 <= pend), ipv4 & (i + 16 <= pend), ipv4 & (i + 20 <= pend)
+        has_proto, has_src, has_dst = (
+            ipv4 & (i + 10 <= pend),
+            ipv4 & (i + 16 <= pend),
+            ipv4 & (i + 20 <= pend),
+        )
         cols["inner_ip_proto"][rows[has_proto]] = _take_if(data, base + 23, 1, has_proto, -1)[has_proto]
         self.text.add("inner_ip_src", rows[has_src], _take_if(data, base + 26, 4, has_src, 0)[has_src])
         self.text.add("inner_ip_dst", rows[has_dst], _take_if(data, base + 30, 4, has_dst, 0)[has_dst])

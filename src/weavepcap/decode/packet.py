@@ -251,7 +251,18 @@ class PacketDecoder:
         if header_ok and frag_off == 0 and proto >= 0:
             ip_payload = ip_len - ihl if ip_len >= 0 else -1
             src, dst = str(row.get("ip_src", "")), str(row.get("ip_dst", ""))
-            self._l4(buf, l3 + ihl, proto, 4, pend, ip_payload, row, depth=0, flow=(src, dst), whole=fragment is None)
+            self._l4(
+                buf,
+                l3 + ihl,
+                proto,
+                4,
+                pend,
+                ip_payload,
+                row,
+                depth=0,
+                flow=(src, dst),
+                whole=fragment is None,
+            )
         return fragment
 
     def _ipv6(self, buf: bytes, l3: int, cap: int, row: Row) -> bytes | None:
@@ -287,7 +298,18 @@ class PacketDecoder:
         if walk.frag_off == 0:
             ip_payload = payload_len + 40 - (walk.upper - l3) if payload_len >= 0 else -1
             src, dst = str(row.get("ip_src", "")), str(row.get("ip_dst", ""))
-            self._l4(buf, walk.upper, walk.proto, 6, pend, ip_payload, row, depth=0, flow=(src, dst), whole=fragment is None)
+            self._l4(
+                buf,
+                walk.upper,
+                walk.proto,
+                6,
+                pend,
+                ip_payload,
+                row,
+                depth=0,
+                flow=(src, dst),
+                whole=fragment is None,
+            )
         return fragment
 
     # --- transport --------------------------------------------------------------------------------
@@ -378,7 +400,9 @@ class PacketDecoder:
                 return
             inner_end = min(pend, pos + ip_len) if ip_len >= ihl else pend
             payload = ip_len - ihl if ip_len >= 0 else -1
-            self._l4(buf, pos + ihl, inner_proto, 4, inner_end, payload, row, depth=1, flow=("", ""), whole=False)
+            self._l4(
+                buf, pos + ihl, inner_proto, 4, inner_end, payload, row, depth=1, flow=("", ""), whole=False
+            )
         elif proto == IPPROTO_IPV6 and version == 6:
             if pos + 24 <= pend:
                 row["inner_ip_src"] = ipv6_text(buf[pos + 8 : pos + 24])
@@ -394,11 +418,15 @@ class PacketDecoder:
             if walk.frag_off:
                 return
             payload = payload_len + 40 - (walk.upper - pos)
-            self._l4(buf, walk.upper, walk.proto, 6, inner_end, payload, row, depth=1, flow=("", ""), whole=False)
+            self._l4(
+                buf, walk.upper, walk.proto, 6, inner_end, payload, row, depth=1, flow=("", ""), whole=False
+            )
 
     # --- what UDP carries -------------------------------------------------------------------------
 
-    def _udp_payload(self, buf: bytes, p: int, pend: int, sport: int, dport: int, udp_len: int, row: Row) -> None:
+    def _udp_payload(
+        self, buf: bytes, p: int, pend: int, sport: int, dport: int, udp_len: int, row: Row
+    ) -> None:
         if dport in self.vxlan_ports:
             if p + VXLAN_HDR > pend:
                 return
@@ -420,7 +448,9 @@ class PacketDecoder:
             if protocol == ETH_TEB:
                 self._inner_ethernet(buf, inner, pend, row, weave=False)
             else:
-                row["inner_ethertype"] = protocol  # Geneve can carry IP directly: its protocol is an ethertype
+                row["inner_ethertype"] = (
+                    protocol  # Geneve can carry IP directly: its protocol is an ethertype
+                )
                 self._inner_ip(buf, inner, protocol, pend, row)
         elif self.weave_port in (sport, dport):
             self._sleeve(buf, p, pend, udp_len, row)
