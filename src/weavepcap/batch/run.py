@@ -24,6 +24,7 @@ from rich.progress import (
 from weavepcap.batch.cache import done_row, file_digest, group_key, write_record
 from weavepcap.batch.discover import Group, discover
 from weavepcap.batch.runner import (
+    SCHEDULER_CONNECT_TIMEOUT_S,
     AnalyzeGroup,
     GroupTask,
     RenderReport,
@@ -121,6 +122,7 @@ def run_batch(
     render_report: RenderReport | None = None,
     progress: bool = False,
     console: Console | None = None,
+    scheduler_timeout_s: float = SCHEDULER_CONNECT_TIMEOUT_S,
 ) -> BatchResult:
     """Analyse every group found in `paths`, writing per-group outputs and the batch summary under out_dir.
 
@@ -168,7 +170,7 @@ def run_batch(
             bar.advance(row)
         if tasks:
             if scheduler:
-                finished = run_dask(tasks, function, scheduler)
+                finished = run_dask(tasks, function, scheduler, timeout_s=scheduler_timeout_s)
             else:
                 finished = run_local(tasks, function, workers or min(os.cpu_count() or 1, len(tasks)))
             for row in finished:

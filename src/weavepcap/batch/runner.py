@@ -231,7 +231,7 @@ def run_dask(
             client.submit(function, task, key=f"weavepcap-batch-{run_id}-{index}", pure=False, retries=0): task
             for index, task in enumerate(tasks)
         }
-        for future in as_completed(futures):
+        for future in as_completed(futures, loop=client.loop):
             task = futures[future]
             try:
                 yield future.result()
