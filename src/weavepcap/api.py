@@ -1,0 +1,326 @@
+"""The analysis pipeline, top-down: scan each capture, align hosts, detect events, run rules, decide a verdict."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from weavepcap import __version__
+from weavepcap.classes import WEAVE_CLASSES
+from weavepcap.detect import EVENTS, Timeline, detect_events, match_delivery
+from weavepcap.detect.base import empty_events, text
+from weavepcap.detect.paths import summarize_paths
+from weavepcap.diagnose import Diagnosis, diagnose
+from weavepcap.io.records import CaptureSpec
+from weavepcap.model import CaptureRecord, Finding, HostInfo, PathInfo, RuledOut, Verdict, iso_utc
+from weavepcap.rules import RULES
+from weavepcap.rules.base import Context
+from weavepcap.schema import PACKET_COLUMNS
+from weavepcap.settings import DEFAULT_SETTINGS, Settings
+from weavepcap.timeline import align, estimate_offsets, resolve_addresses
+
+FORMAT_VERSION = 1  # of the JSON document (docs/contracts.md); bump on any incompatible change
+SERIES_PACKET_CAP = 20_000  # series.packets points kept (special packets always, the rest evenly sampled)
+BULK_CLASSES = ("weave.fastdp.data", "weave.sleeve.data", "weave.sleeve.encrypted", "weave.fastdp.esp",
+                "weave.control", "other", "arp")
+
+Progress = Callable[[int, int], None]
+ProgressFactory = Callable[[str], Progress | None]
+
+
+@dataclass
+class CaptureInput:
+    """One scanned capture as the analysis needs it (a ScanResult, or hand-made for tests)."""
+
+    record: CaptureRecord
+    packets: pd.DataFrame  # PACKET_COLUMNS + capture + host
+    flows_per_second: pd.DataFrame = field(default_factory=pd.DataFrame)
+    peers: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Analysis:
+    """A finished analysis: what presenters (terminal, JSON, HTML) and notebooks read."""
+
+    captures: list[CaptureRecord]
+    hosts: dict[str, HostInfo]
+    packets: pd.DataFrame  # kept rows of every capture, aligned (`t_ns`), with `dir`, `src_host`, `dst_host`
+    events: pd.DataFrame  # detect.EVENT_COLUMNS, time-ordered
+    verdict: Verdict
+    findings: list[Finding]
+    ruled_out: list[RuledOut]
+    caveats: list[str]
+    paths: list[PathInfo]
+    series: dict[str, list[dict[str, Any]]]
+    t0_ns: int
+    generated_at: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+    def timeline_table(self) -> pd.DataFrame:
+        """The event timeline as a flat table (what `--timeline` writes): time, t, host, capture, frame, event, message, filter, attrs."""
+        ev = self.events
+        out = pd.DataFrame({
+            "time": [iso_utc(int(t)) for t in ev["t_ns"]],
+            "t": (ev["t_ns"].to_numpy() - self.t0_ns) / 1e9 if len(ev) else np.zeros(0),
+            "host": ev["host"].to_numpy(), "capture": ev["capture"].to_numpy(), "frame": ev["frame"].to_numpy(),
+            "event": ev["event"].to_numpy(), "message": ev["message"].to_numpy(), "filter": ev["filter"].to_numpy(),
+            "attrs": [json.dumps(a, sort_keys=True) for a in ev["attrs"]],
+        })
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document of docs/contracts.md (format_version 1)."""
+        ev = self.events
+        timeline = [
+            {"time": iso_utc(int(t)), "t": round((int(t) - self.t0_ns) / 1e9, 6), "host": h, "capture": c,
+             "frame": int(f), "event": e, "message": m, "filter": flt, "attrs": a}
+            for t, h, c, f, e, m, flt, a in zip(ev["t_ns"], ev["host"], ev["capture"], ev["frame"], ev["event"],
+                                                 ev["message"], ev["filter"], ev["attrs"], strict=True)
+        ]
+        return {
+            "format_version": FORMAT_VERSION,
+            "tool": {"name": "weavepcap", "version": __version__},
+            "generated_at": self.generated_at,
+            "captures": [c.to_dict() for c in self.captures],
+            "hosts": [h.to_dict() for h in self.hosts.values()],
+            "verdict": self.verdict.to_dict(),
+            "findings": [f.to_dict() for f in self.findings],
+            "ruled_out": [r.to_dict() for r in self.ruled_out],
+            "caveats": list(self.caveats),
+            "paths": [p.to_dict() for p in self.paths],
+            "timeline": timeline,
+            "series": self.series,
+            "rules": [{"id": r.id, "title": r.title, "kind": r.kind, "fix": r.fix} for r in RULES],
+            "events": dict(EVENTS),
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, default=_json_default)
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, set | frozenset | tuple):
+        return sorted(value) if isinstance(value, set | frozenset) else list(value)
+    return str(value)
+
+
+def analyze(
+    captures: Sequence[str | Path | CaptureSpec],
+    *,
+    clock_offsets: dict[str, float] | None = None,
+    settings: Settings | None = None,
+    progress: Progress | ProgressFactory | None = None,
+) -> Analysis:
+    """Analyse captures (paths, `HOST=PATH` strings or CaptureSpecs) into one Analysis.
+
+    `clock_offsets` forces a host's offset (seconds its clock is ahead of the first host's).
+    `progress(bytes_done, bytes_total)` is passed to each capture's scan. Raises CaptureError when a
+    capture cannot be read at all; a damaged capture is analysed as far as it reads, with a caveat.
+    """
+    from weavepcap.scan import scan_capture
+
+    settings = settings or DEFAULT_SETTINGS
+    specs = [c if isinstance(c, CaptureSpec) else CaptureSpec.parse(str(c)) for c in captures]
+    inputs: list[CaptureInput] = []
+    for spec in specs:
+        result = scan_capture(spec, settings, keep="notable", progress=progress)  # type: ignore[arg-type]
+        inputs.append(input_from_scan(result))
+    return analyze_inputs(inputs, clock_offsets=clock_offsets, settings=settings)
+
+
+def input_from_scan(result: Any) -> CaptureInput:
+    """A ScanResult (weavepcap.scan) as a CaptureInput."""
+    info, summary = result.info, result.summary
+    damage = [d.to_dict() for d in (summary.damage or info.damage)]
+    record = CaptureRecord(
+        path=info.path, name=info.name, host=result.host, frames=summary.frames, bytes=summary.bytes,
+        first_ns=summary.first_ts_ns, last_ns=summary.last_ts_ns, link_types=list(summary.link_types),
+        classes={k: dict(v) for k, v in summary.classes.items()}, damage=damage,
+    )
+    return CaptureInput(record, result.packets, result.flows_per_second, list(summary.peers))
+
+
+def _empty_packets() -> pd.DataFrame:
+    cols: dict[str, pd.Series] = {}
+    for c in PACKET_COLUMNS:
+        cols[c.name] = pd.Series(dtype=object if c.dtype == "str" else c.dtype)
+    cols["capture"] = pd.Series(dtype=object)
+    cols["host"] = pd.Series(dtype=object)
+    return pd.DataFrame(cols)
+
+
+def analyze_inputs(
+    inputs: list[CaptureInput],
+    *,
+    clock_offsets: dict[str, float] | None = None,
+    settings: Settings | None = None,
+) -> Analysis:
+    """Everything after the scans: hosts, clocks, timeline, events, rules, verdict, paths, series."""
+    settings = settings or DEFAULT_SETTINGS
+    host_names = list(dict.fromkeys(i.record.host for i in inputs))
+    frames = [i.packets for i in inputs if len(i.packets)]
+    packets = pd.concat(frames, ignore_index=True) if frames else _empty_packets()
+    for col in ("capture", "host"):
+        packets[col] = text(packets[col]) if len(packets) else packets[col]
+    addresses = resolve_addresses(packets, host_names)
+    clocks = estimate_offsets(packets, host_names, addresses, clock_offsets)
+    hosts: dict[str, HostInfo] = {}
+    for name in host_names:
+        est = clocks[name]
+        hosts[name] = HostInfo(
+            name=name, captures=[i.record.name for i in inputs if i.record.host == name],
+            addresses=addresses.get(name, []), clock_offset_s=est.offset_s,
+            clock_offset_uncertainty_s=est.uncertainty_s, clock_reference=est.source == "reference",
+            clock_source=est.source, clock_matches=est.matches,
+        )
+    _add_peer_identity(hosts, inputs, packets)
+    for i in inputs:
+        i.record.clock_offset_s = hosts[i.record.host].clock_offset_s
+    tl_packets = align(packets, hosts) if len(packets) else packets.assign(
+        t_ns=pd.Series(dtype="int64"), src_host="", dst_host="", dir="")
+    spans: dict[str, tuple[int, int]] = {}
+    for i in inputs:
+        rec = i.record
+        if rec.first_ns is None or rec.last_ns is None:
+            continue
+        off = int(round(hosts[rec.host].clock_offset_s * 1e9))
+        lo, hi = rec.first_ns - off, rec.last_ns - off
+        if rec.host in spans:
+            lo, hi = min(lo, spans[rec.host][0]), max(hi, spans[rec.host][1])
+        spans[rec.host] = (lo, hi)
+    tl = Timeline(packets=tl_packets, hosts=hosts, settings=settings, spans=spans)
+    tl.delivery = match_delivery(tl)
+    events = detect_events(tl) if len(tl_packets) else empty_events()
+    records = [i.record for i in inputs]
+    ctx = Context(tl=tl, events=events, captures=records)
+    dx: Diagnosis = diagnose(ctx)
+    firsts = [lo for lo, _ in spans.values()]
+    t0 = min(firsts) if firsts else 0
+    paths = summarize_paths(tl)
+    series = build_series(tl, inputs, hosts, t0)
+    return Analysis(
+        captures=records, hosts=hosts, packets=tl_packets, events=events, verdict=dx.verdict,
+        findings=dx.findings, ruled_out=dx.ruled_out, caveats=dx.caveats, paths=paths, series=series, t0_ns=t0,
+    )
+
+
+def _add_peer_identity(hosts: dict[str, HostInfo], inputs: list[CaptureInput], packets: pd.DataFrame) -> None:
+    """Peer names, nicknames and short ids from the handshakes, per host (by the addresses it sends from);
+    Weave endpoints that belong to no captured host become hosts without captures (named by nickname)."""
+    by_addr: dict[str, dict[str, set]] = {}
+    for i in inputs:
+        for p in i.peers:
+            entry = by_addr.setdefault(str(p.get("address", "")), {"names": set(), "nicknames": set(), "short_ids": set()})
+            entry["names"].update(p.get("names", []))
+            entry["nicknames"].update(p.get("nicknames", []))
+            entry["short_ids"].update(p.get("short_ids", []))
+    owner = {a: h for h, info in hosts.items() for a in info.addresses}
+    for addr, entry in by_addr.items():
+        host = owner.get(addr)
+        if host is None:
+            continue
+        info = hosts[host]
+        info.peer_names = sorted(set(info.peer_names) | entry["names"])
+        info.nicknames = sorted(set(info.nicknames) | entry["nicknames"])
+        info.short_ids = sorted(set(info.short_ids) | {int(x) for x in entry["short_ids"]})
+    if packets.empty:
+        return
+    # Uncaptured peers: destinations of Weave traffic the captured hosts sent.
+    weave = np.isin(text(packets["klass"]), WEAVE_CLASSES)
+    src = text(packets["ip_src"])
+    dst = text(packets["ip_dst"])
+    sent_by_host = np.isin(src, list(owner))
+    for addr in sorted(set(dst[weave & sent_by_host]) - set(owner) - {""}):
+        entry = by_addr.get(addr, {"names": set(), "nicknames": set(), "short_ids": set()})
+        nick = sorted(entry["nicknames"])
+        name = nick[0] if nick and nick[0] not in hosts else addr
+        hosts[name] = HostInfo(name=name, captures=[], addresses=[addr], clock_offset_uncertainty_s=None,
+                               clock_source="unknown", peer_names=sorted(entry["names"]), nicknames=nick,
+                               short_ids=sorted(int(x) for x in entry["short_ids"]))
+
+
+def build_series(tl: Timeline, inputs: list[CaptureInput], hosts: dict[str, HostInfo], t0: int) -> dict[str, list[dict[str, Any]]]:
+    """Plot data for the HTML report: packet sizes (capped), per-second tx/rx per host, heartbeat ladder."""
+    pk = tl.packets
+    series: dict[str, list[dict[str, Any]]] = {"packets": [], "rates": [], "heartbeats": []}
+    if len(pk):
+        klass = text(pk["klass"])
+        special = ~np.isin(klass, BULK_CLASSES)
+        idx = np.flatnonzero(special)
+        rest = np.flatnonzero(~special)
+        room = max(0, SERIES_PACKET_CAP - idx.size)
+        if rest.size > room:
+            rest = rest[np.linspace(0, rest.size - 1, room).astype(int)] if room else rest[:0]
+        chosen = np.sort(np.concatenate([idx[:SERIES_PACKET_CAP], rest]))
+        sub = pk.iloc[chosen]
+        t = np.round((sub["t_ns"].to_numpy() - t0) / 1e9, 6)
+        series["packets"] = [
+            {"host": h, "capture": c, "t": float(tt), "size": int(s), "class": k, "dir": d, "frame": int(f)}
+            for h, c, tt, s, k, d, f in zip(text(sub["host"]), text(sub["capture"]), t, sub["wirelen"].to_numpy(),
+                                            klass[chosen], text(sub["dir"]), sub["frame"].to_numpy(), strict=True)
+        ]
+    series["rates"] = _rates(inputs, hosts, t0)
+    series["heartbeats"] = _ladder(tl, t0)
+    return series
+
+
+def _rates(inputs: list[CaptureInput], hosts: dict[str, HostInfo], t0: int) -> list[dict[str, Any]]:
+    parts = []
+    for i in inputs:
+        flows = i.flows_per_second
+        if flows is None or flows.empty:
+            continue
+        host = i.record.host
+        addrs = hosts[host].addresses
+        off = hosts[host].clock_offset_s
+        src = text(flows["ip_src"])
+        dst = text(flows["ip_dst"])
+        second = np.floor(flows["second"].to_numpy() - off - t0 / 1e9).astype("int64")
+        frames = flows["frames"].to_numpy()
+        parts.append(pd.DataFrame({"host": host, "second": second,
+                                   "tx": np.where(np.isin(src, addrs), frames, 0),
+                                   "rx": np.where(np.isin(dst, addrs) & ~np.isin(src, addrs), frames, 0)}))
+    if not parts:
+        return []
+    table = pd.concat(parts, ignore_index=True).groupby(["host", "second"], sort=True)[["tx", "rx"]].sum().reset_index()
+    return [{"host": h, "second": int(s), "tx": int(a), "rx": int(b)}
+            for h, s, a, b in zip(table["host"], table["second"], table["tx"], table["rx"], strict=True)]
+
+
+def _ladder(tl: Timeline, t0: int) -> list[dict[str, Any]]:
+    pk = tl.packets
+    if pk.empty:
+        return []
+    klass = text(pk["klass"])
+    direction = text(pk["dir"])
+    hb = np.isin(klass, ("weave.fastdp.heartbeat", "weave.sleeve.heartbeat"))
+    captured = tl.captured_hosts
+    # Sent heartbeats, plus received ones whose sender has no capture.
+    sel = hb & ((direction == "tx") | ((direction == "rx") & ~np.isin(text(pk["src_host"]), sorted(captured))))
+    rows = pk[sel]
+    d = tl.delivery.reindex(rows.index) if not tl.delivery.empty else None
+    out = []
+    for j, (idx, r) in enumerate(rows.iterrows()):
+        is_tx = r["dir"] == "tx"
+        t_recv: float | None = None
+        if is_tx and d is not None and bool(d["delivered"].iloc[j] is True or d["delivered"].iloc[j] == 1):
+            t_recv = round((int(d["rx_t_ns"].iloc[j]) - t0) / 1e9, 6)
+        elif not is_tx:
+            t_recv = round((int(r["t_ns"]) - t0) / 1e9, 6)
+        out.append({
+            "src_host": r["src_host"] or str(r["ip_src"]), "dst_host": r["dst_host"] or str(r["ip_dst"]),
+            "kind": "fastdp" if r["klass"] == "weave.fastdp.heartbeat" else "sleeve",
+            "t_sent": round((int(r["t_ns"]) - t0) / 1e9, 6) if is_tx else None, "t_received": t_recv,
+            "frame": int(r["frame"]), "capture": r["capture"], "size": int(r["wirelen"]), "_i": int(idx),
+        })
+    for o in out:
+        o.pop("_i")
+    return out

@@ -1,0 +1,120 @@
+"""What every detector shares: the aligned table with its hosts, event-table construction, display filters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from weavepcap.model import HostInfo
+from weavepcap.settings import Settings
+
+EVENT_COLUMNS: tuple[str, ...] = (
+    "t_ns",  # aligned time, ns since the epoch on the reference host's clock
+    "host",  # host whose capture holds the frame
+    "capture",  # capture display name
+    "frame",  # 1-based frame number in that capture
+    "event",  # a name from detect.EVENTS
+    "message",  # one readable sentence
+    "filter",  # Wireshark display filter that shows the frame
+    "src_host",  # host the packet came from ("" if unknown)
+    "dst_host",  # host the packet went to ("" if unknown)
+    "attrs",  # dict of the numbers the event quotes
+)
+
+
+@dataclass
+class Timeline:
+    """The aligned packet table of all hosts plus what detectors need to know about the hosts."""
+
+    packets: pd.DataFrame
+    hosts: dict[str, HostInfo]
+    settings: Settings
+    # host -> (first, last) aligned time its captures cover
+    spans: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # per transmitted special packet: was it seen at the receiving host? (index = packets index)
+    delivery: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def text(self, column: str, rows: pd.DataFrame | None = None) -> np.ndarray:
+        frame = self.packets if rows is None else rows
+        return text(frame[column])
+
+    @property
+    def captured_hosts(self) -> set[str]:
+        return {h for h, info in self.hosts.items() if info.captures}
+
+
+def text(series: pd.Series) -> np.ndarray:
+    """A text column as a numpy array of str, whatever pandas dtype it arrived in."""
+    return series.astype(object).fillna("").astype(str).to_numpy()
+
+
+def empty_events() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype="int64" if c in ("t_ns", "frame") else object) for c in EVENT_COLUMNS})
+
+
+def make_events(
+    rows: pd.DataFrame,
+    event: str,
+    message: pd.Series | np.ndarray | str,
+    proto_filter: str,
+    attrs: list[dict[str, object]] | None = None,
+) -> pd.DataFrame:
+    """Events citing each of `rows` (rows of the aligned packet table)."""
+    n = len(rows)
+    if n == 0:
+        return empty_events()
+    frames = rows["frame"].to_numpy().astype("int64")
+    frame_filter = np.char.add("frame.number == ", frames.astype(str))
+    if proto_filter:
+        frame_filter = np.char.add(frame_filter, " && " + proto_filter)
+    msg = np.full(n, message, dtype=object) if isinstance(message, str) else np.asarray(message, dtype=object)
+    return pd.DataFrame(
+        {
+            "t_ns": rows["t_ns"].to_numpy().astype("int64"),
+            "host": text(rows["host"]),
+            "capture": text(rows["capture"]),
+            "frame": frames,
+            "event": event,
+            "message": msg,
+            "filter": frame_filter.astype(object),
+            "src_host": text(rows["src_host"]),
+            "dst_host": text(rows["dst_host"]),
+            "attrs": attrs if attrs is not None else [{} for _ in range(n)],
+        }
+    )
+
+
+def label(hosts: np.ndarray, addrs: np.ndarray) -> np.ndarray:
+    """Host name where known, else the address."""
+    return np.where(hosts != "", hosts, addrs)
+
+
+def join_text(*parts: np.ndarray | str) -> np.ndarray:
+    """Element-wise concatenation of string arrays and constants (vectorised message building)."""
+    out: np.ndarray | str = ""
+    for part in parts:
+        piece = part if isinstance(part, str) else np.asarray(part).astype(str)
+        out = np.char.add(out, piece)
+    return np.asarray(out, dtype=object)
+
+
+def class_filter(klass: str, settings: Settings) -> str:
+    """A Wireshark display filter fragment for a traffic class (UDP 6784 needs Decode As VXLAN)."""
+    port, fport = settings.weave_port, settings.fastdp_port
+    if klass.startswith("weave.fastdp.esp"):
+        return "esp"
+    if klass.startswith("weave.fastdp"):
+        return f"udp.dstport == {fport}"
+    if klass.startswith("weave.sleeve"):
+        return f"udp.port == {port}"
+    if klass.startswith("weave.control"):
+        return f"tcp.port == {port}"
+    if klass == "icmp.frag_needed":
+        return "icmp.type == 3 && icmp.code == 4"
+    if klass == "icmpv6.packet_too_big":
+        return "icmpv6.type == 2"
+    if klass == "ip.fragment":
+        return "(ip.flags.mf == 1 || ip.frag_offset > 0)"
+    return ""

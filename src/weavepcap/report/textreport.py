@@ -1,0 +1,70 @@
+"""The terminal summary: verdict, when, hosts, the three most telling evidence frames with filters, the fix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+EVIDENCE_SHOWN = 3
+VXLAN_PORT_HINT = "udp.dstport == "
+
+
+def _clean(value: object) -> str:
+    """Capture-derived text on one line without control characters (it may come from packets)."""
+    return "".join(ch if ch.isprintable() else "?" for ch in str(value))
+
+
+def render_text(doc: dict[str, Any]) -> str:
+    """A short readable summary of the JSON document (the presenter computes nothing)."""
+    v = doc["verdict"]
+    lines: list[str] = []
+    kind = "FAULT" if v.get("is_fault") else "STATUS"
+    lines.append(f"Verdict ({kind}): {v['root_cause']}  (confidence {float(v['confidence']):.2f})")
+    lines.append(f"  {_clean(v['headline'])}")
+    when = v.get("started_at") or "n/a"
+    hosts = ", ".join(_clean(h) for h in v.get("hosts") or []) or "n/a"
+    lines.append(f"When: {when}   Hosts: {hosts}" + (f"   Path: {_clean(v['path'])}" if v.get("path") else ""))
+    lines.append("")
+    lines.append("Hosts:")
+    for h in doc.get("hosts", []):
+        unc = h.get("clock_offset_uncertainty_s")
+        clock = ("clock reference" if h.get("clock_reference") else
+                 f"clock {h['clock_offset_s']:+.6f} s" + (f" +/- {unc:.6f} s" if unc is not None else " (unknown)")
+                 + f" ({h.get('clock_source', '')})")
+        caps = ", ".join(_clean(c) for c in h.get("captures", [])) or "no capture"
+        addrs = ", ".join(h.get("addresses", [])) or "address unknown"
+        lines.append(f"  {_clean(h['name'])}: {addrs}; {caps}; {clock}")
+    findings = doc.get("findings", [])
+    top = findings[0] if findings else None
+    if top and top.get("evidence"):
+        lines.append("")
+        lines.append(f"Evidence ({min(EVIDENCE_SHOWN, len(top['evidence']))} of {top.get('evidence_total', 0)}):")
+        needs_decode_as = False
+        for i, e in enumerate(top["evidence"][:EVIDENCE_SHOWN], 1):
+            lines.append(f"  {i}. {_clean(e['capture'])} frame {e['frame']} at {e['time']} ({_clean(e['host'])})")
+            if e.get("note"):
+                lines.append(f"     {_clean(e['note'])}")
+            lines.append(f"     Wireshark filter: {_clean(e['filter'])}")
+            needs_decode_as |= VXLAN_PORT_HINT in str(e.get("filter", ""))
+        if needs_decode_as:
+            lines.append("     (UDP 6784 is VXLAN: in Wireshark use Decode As... UDP port 6784 -> VXLAN; "
+                         "tshark -d udp.port==6784,vxlan)")
+    if top and top.get("facts"):
+        facts = ", ".join(f"{k}={_clean(val)}" for k, val in top["facts"].items() if not isinstance(val, dict | list))
+        lines.append("")
+        lines.append(f"Facts: {facts}")
+    if v.get("fix"):
+        lines.append("")
+        lines.append(f"Fix: {_clean(v['fix'])}")
+    others = [f for f in findings[1:]]
+    if others:
+        lines.append("")
+        lines.append("Other findings: " + "; ".join(f"{f['rule']} ({float(f['confidence']):.2f})" for f in others))
+    ruled = doc.get("ruled_out", [])
+    if ruled:
+        lines.append(f"Ruled out: {', '.join(r['rule'] for r in ruled)}")
+    caveats = doc.get("caveats", [])
+    if caveats:
+        lines.append("")
+        lines.append("Caveats:")
+        lines.extend(f"  - {_clean(c)}" for c in caveats)
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,95 @@
+"""Facts several rules share: per-path heartbeat delivery, overlay MTU arithmetic, path naming."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from weavepcap.detect.base import text
+from weavepcap.detect.heartbeats import overlay_acks
+from weavepcap.rules.base import Context
+
+VXLAN_OVERHEAD = 50  # fastdp: outer IP = overlay MTU + 50 (wire-format §4.2)
+
+
+@dataclass(frozen=True)
+class HeartbeatPath:
+    """Heartbeats of one kind on one direction between two addresses."""
+
+    src_addr: str
+    dst_addr: str
+    src: str  # host name, else address
+    dst: str
+    sent: int  # seen leaving the sender (its own capture)
+    received: int  # seen arriving in the receiver's capture
+    checkable: int  # sent while the receiver's capture was running
+    delivered: int  # of those, seen at the receiver
+    acked: bool  # the receiver acked them over TCP
+    ip_len: int
+    frame_len: int
+    overlay_mtu: int
+    receiver_captured: bool
+    first_ns: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.src} -> {self.dst}"
+
+    @property
+    def failed(self) -> bool:
+        """Heartbeats went out and nothing says one arrived."""
+        return (self.sent > 0 or self.checkable > 0) and self.delivered == 0 and self.received == 0 and not self.acked
+
+
+def heartbeat_paths(ctx: Context, klass: str) -> list[HeartbeatPath]:
+    pk = ctx.packets
+    if pk.empty:
+        return []
+    k = text(pk["klass"])
+    rows = pk[k == klass]
+    if rows.empty:
+        return []
+    direction = text(rows["dir"])
+    ack_kind = "fastdp.hb_ack" if klass == "weave.fastdp.heartbeat" else "sleeve.hb_ack"
+    acks = overlay_acks(ctx.tl)
+    acked_pairs = set()
+    if not acks.empty:
+        a = acks[acks["ack_kind"] == ack_kind]
+        acked_pairs = set(zip(text(a["ip_dst"]), text(a["ip_src"]), strict=True))
+    d = ctx.tl.delivery.reindex(rows.index) if not ctx.tl.delivery.empty else None
+    checkable = d["checkable"].fillna(False).astype(bool).to_numpy() if d is not None else np.zeros(len(rows), bool)
+    delivered = d["delivered"].fillna(False).astype(bool).to_numpy() if d is not None else np.zeros(len(rows), bool)
+    frame = pd.DataFrame({
+        "s": text(rows["ip_src"]), "d": text(rows["ip_dst"]), "sh": text(rows["src_host"]), "dh": text(rows["dst_host"]),
+        "tx": direction == "tx", "rx": direction == "rx", "chk": checkable & (direction == "tx"),
+        "dl": delivered & (direction == "tx"), "len": rows["ip_len"].to_numpy(), "wl": rows["wirelen"].to_numpy(),
+        "mtu": rows["overlay_mtu"].to_numpy(), "t": rows["t_ns"].to_numpy(),
+    })
+    out = []
+    for (s, dd), g in frame.groupby(["s", "d"], sort=False):
+        sh = g["sh"].iloc[0] or s
+        dh = g["dh"].iloc[0] or dd
+        tx = g[g["tx"]] if g["tx"].any() else g
+        out.append(HeartbeatPath(
+            src_addr=s, dst_addr=dd, src=sh, dst=dh, sent=int(g["tx"].sum()), received=int(g["rx"].sum()),
+            checkable=int(g["chk"].sum()), delivered=int(g["dl"].sum()), acked=(s, dd) in acked_pairs,
+            ip_len=int(tx["len"].max()), frame_len=int(tx["wl"].max()), overlay_mtu=int(tx["mtu"].max()),
+            receiver_captured=ctx.has_capture(g["dh"].iloc[0]), first_ns=int(g["t"].min()),
+        ))
+    return out
+
+
+def overlay_limits(path_mtu: int, ipv6: bool = False) -> dict[str, int]:
+    """Largest overlay MTU a path carries: unencrypted path - 50; with ESP the largest x with 52 + roundup4(x + 32) <= path."""
+    extra = 20 if ipv6 else 0
+    plain = path_mtu - VXLAN_OVERHEAD - extra
+    encrypted = ((path_mtu - extra - 52) // 4) * 4 - 32
+    return {"max_overlay_mtu": plain, "max_overlay_mtu_encrypted": encrypted}
+
+
+def rows_of(events: pd.DataFrame, column: str, values: set[str]) -> pd.DataFrame:
+    if events.empty:
+        return events
+    return events[events[column].isin(values)]

@@ -1,0 +1,119 @@
+"""Rule: fastdp heartbeats (IP = overlay MTU + 50) are bigger than the path MTU, so fastdp never comes up."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from weavepcap.detect.base import text
+from weavepcap.detect.paths import mtu_bounds
+from weavepcap.model import Finding
+from weavepcap.rules.base import FAULT, Context, Rule
+from weavepcap.rules.common import heartbeat_paths, overlay_limits
+
+FASTDP_HB = "weave.fastdp.heartbeat"
+
+
+def _icmp_for(ctx: Context, src_addr: str | None = None) -> pd.DataFrame:
+    icmp = ctx.of("icmp.frag_needed")
+    if icmp.empty:
+        return icmp
+    quoted = [str(a.get("quoted", "")) for a in icmp["attrs"]]
+    keep = pd.Series([q.startswith("fastdp") for q in quoted], index=icmp.index)
+    return icmp[keep]
+
+
+def check(ctx: Context) -> list[Finding]:
+    findings: list[Finding] = []
+    icmp = _icmp_for(ctx)
+    paths = heartbeat_paths(ctx, FASTDP_HB)
+    hb_sent = ctx.of("fastdp.heartbeat_sent", "fastdp.heartbeat_size")
+    # 1. ICMP frag-needed / too-big quoting fastdp packets bigger than the MTU it names.
+    if not icmp.empty:
+        mtus = [int(a["mtu"]) for a in icmp["attrs"]]
+        qlens = [int(a["quoted_ip_len"]) for a in icmp["attrs"]]
+        over = [m < q for m, q in zip(mtus, qlens, strict=True)]
+        if any(over):
+            icmp = icmp[over]
+            # Most telling first: a router's ICMP whose quoted heartbeat is in a capture, then the host's own.
+            rank = [(a["sender"] != "router", int(a["quoted_frame"]) <= 0) for a in icmp["attrs"]]
+            icmp = icmp.assign(_rank=rank).sort_values(["_rank", "t_ns"], kind="stable").drop(columns="_rank")
+            attrs = list(icmp["attrs"])
+            path_mtu = min(int(a["mtu"]) for a in attrs)
+            hb_len = max(int(a["quoted_ip_len"]) for a in attrs)
+            sender = attrs[0]["sender"]
+            first = icmp.iloc[0]
+            victim = first["dst_host"] or first["host"]  # the ICMP goes back to the heartbeat's sender
+            ipv6 = ":" in str(attrs[0].get("sender_addr", ""))
+            hdr = 40 if ipv6 else 20
+            overlay = hb_len - 50 - (hdr - 20)
+            path = next((p for p in paths if p.src == victim), None)
+            delivered = bool(path and (path.delivered or path.acked or path.received))
+            quoted_frames = {(a["quoted_capture"], int(a["quoted_frame"])) for a in attrs if int(a["quoted_frame"]) > 0}
+            hb_rows = hb_sent[[(c, int(f)) in quoted_frames for c, f in zip(text(hb_sent["capture"]), hb_sent["frame"], strict=True)]] \
+                if not hb_sent.empty else hb_sent
+            sleeve = ctx.of("mode.sleeve_after_fastdp")
+            lost = ctx.of("fastdp.heartbeat_lost")
+            facts: dict[str, object] = {
+                "path_mtu": path_mtu,
+                "heartbeat_ip_len": hb_len,
+                "heartbeat_frame_len": hb_len + 14,
+                "overlay_mtu": overlay,
+                **overlay_limits(path_mtu, ipv6),
+                "icmp_sender": "the host itself" if sender == "self" else f"router {attrs[0]['sender_addr']}",
+                "icmp_count": len(icmp),
+                "fastdp_established": delivered,
+                "sleeve_fallback": not sleeve.empty,
+            }
+            if path is not None:
+                facts["path"] = path.name
+            msg = (f"fastdp heartbeats of IP length {hb_len} (frame {hb_len + 14} bytes, overlay MTU {overlay}) "
+                   f"exceed the path MTU {path_mtu} reported by {facts['icmp_sender']}; "
+                   + ("fastdp never came up" if not delivered else "the large heartbeats are dropped")
+                   + (" and the hosts fell back to sleeve." if not sleeve.empty else "."))
+            hosts = [victim] + ([path.dst] if path else []) + [p.src for p in paths] + [p.dst for p in paths]
+            findings.append(ctx.finding(
+                RULE, confidence=0.95 if not delivered else 0.75, message=msg, facts=facts,
+                evidence=[icmp.iloc[:1], hb_rows.iloc[:1], lost.iloc[:2], sleeve.iloc[:1], icmp.iloc[1:], hb_rows.iloc[1:]],
+                hosts=hosts, path=path.name if path else None,
+            ))
+            return findings
+    # 2. No ICMP: heartbeats that never arrived while the path is proven to carry less than their size.
+    for p in paths:
+        if not p.failed:
+            continue
+        bounds = mtu_bounds(ctx.tl, p.src_addr, p.dst_addr)
+        if bounds.low is None or bounds.low >= p.ip_len:
+            continue
+        path_mtu = bounds.high if bounds.high is not None else bounds.low
+        facts = {
+            "path_mtu": path_mtu, "path_mtu_low": bounds.low, "path_mtu_high": bounds.high,
+            "heartbeat_ip_len": p.ip_len, "heartbeat_frame_len": p.frame_len, "overlay_mtu": p.overlay_mtu,
+            **overlay_limits(bounds.low), "fastdp_established": False,
+            "sleeve_fallback": not ctx.of("mode.sleeve_after_fastdp").empty, "path": p.name,
+        }
+        facts["max_overlay_mtu"] = bounds.low - 50
+        msg = (f"fastdp heartbeats {p.name} of IP length {p.ip_len} (overlay MTU {p.overlay_mtu}) never arrived, "
+               f"while packets up to {bounds.low} bytes did: the path MTU is below the heartbeat size (no ICMP seen).")
+        lost = ctx.of("fastdp.heartbeat_lost")
+        findings.append(ctx.finding(
+            RULE, confidence=0.7 if p.receiver_captured else 0.5, message=msg, facts=facts,
+            evidence=[hb_sent[text(hb_sent["src_host"]) == p.src].iloc[:1] if not hb_sent.empty else hb_sent,
+                      lost.iloc[:3], ctx.of("sleeve.pmtu_verified").iloc[:1], ctx.of("mode.sleeve_after_fastdp")],
+            hosts=[p.src, p.dst], path=p.name,
+        ))
+    return findings
+
+
+RULE = Rule(
+    id="fastdp-heartbeat-exceeds-path-mtu",
+    title="fastdp heartbeats exceed the path MTU",
+    kind=FAULT,
+    needs=("fastdp.heartbeat_sent", "fastdp.heartbeat_size", "icmp.frag_needed", "fastdp.heartbeat_lost",
+           "mode.sleeve_after_fastdp"),
+    fix=("Set the overlay MTU to at most {max_overlay_mtu} (path MTU {path_mtu} - 50 bytes of VXLAN overhead; at most "
+         "{max_overlay_mtu_encrypted} with encryption, 84..87 bytes of overhead), e.g. WEAVE_MTU={max_overlay_mtu} on "
+         "every host and `weave reset`/relaunch; or raise the underlay MTU along the path to at least "
+         "{heartbeat_ip_len} (1500 is standard)."),
+    not_found="no fastdp heartbeat was reported too big by ICMP, and none vanished on a path proven smaller than it",
+    check=check,
+)

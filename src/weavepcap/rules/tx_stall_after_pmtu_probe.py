@@ -1,0 +1,69 @@
+"""Rule: a host sends the fragmentation test / a large UDP probe and then transmits nothing, while peers keep sending."""
+
+from __future__ import annotations
+
+from weavepcap.detect.base import text
+from weavepcap.model import Finding
+from weavepcap.rules.base import FAULT, Context, Rule
+
+PROBE_WINDOW_NS = 10_000_000_000  # the probe must come shortly before the host fell silent
+LARGE_UDP = 1400  # an IP length a probe of the path MTU reaches
+
+
+def check(ctx: Context) -> list[Finding]:
+    findings: list[Finding] = []
+    stops = ctx.of("host.tx_stopped")
+    for _, stop in stops.iterrows():
+        host = stop["host"]
+        t_last = int(stop["t_ns"])
+        pk = ctx.packets
+        mine = pk[(text(pk["src_host"]) == host) & (pk["t_ns"].to_numpy() <= t_last)
+                  & (pk["t_ns"].to_numpy() >= t_last - PROBE_WINDOW_NS)]
+        klass = text(mine["klass"])
+        probe_mask = (
+            (klass == "weave.sleeve.fragtest") | (klass == "weave.sleeve.pmtu_discovery") | (klass == "weave.sleeve.pmtu_verify")
+            | ((mine["ip_proto"].to_numpy() == 17) & (mine["ip_len"].to_numpy() >= LARGE_UDP))
+        )
+        if not probe_mask.any():
+            continue
+        ev = ctx.events
+        probe_ev = ev[ev["event"].isin(("fragments.sent", "sleeve.pmtu_probe")) & (ev["src_host"] == host)
+                      & (ev["t_ns"] <= t_last) & (ev["t_ns"] >= t_last - PROBE_WINDOW_NS)]
+        retrans = ev[(ev["event"] == "tcp.retransmission") & (ev["dst_host"] == host) & (ev["t_ns"] > t_last)]
+        attrs = stop["attrs"]
+        probes = mine[probe_mask]
+        kinds = sorted(set(klass[probe_mask]))
+        facts: dict[str, object] = {
+            "host": host,
+            "last_frame": int(stop["frame"]),
+            "last_capture": stop["capture"],
+            "probe_kinds": kinds,
+            "probe_ip_len": int(probes["ip_len"].max()),
+            "frames_after": attrs.get("frames_after"),
+            "seconds_after": attrs.get("seconds_after"),
+            "retransmissions_after": attrs.get("retransmissions_after"),
+        }
+        msg = (f"{host} sent a path-MTU/fragmentation probe ({', '.join(kinds)}, up to IP length "
+               f"{facts['probe_ip_len']}) and then transmitted nothing more, while its peers sent "
+               f"{facts['frames_after']} frames to it over {facts['seconds_after']} s "
+               f"({facts['retransmissions_after']} TCP retransmissions): its NIC stopped transmitting.")
+        conf = 0.9 if (attrs.get("retransmissions_after") or 0) > 0 else 0.75
+        findings.append(ctx.finding(RULE, confidence=conf, message=msg, facts=facts,
+                                    evidence=[probe_ev.iloc[:1], stops[stops["host"] == host], retrans.iloc[:3],
+                                              probe_ev.iloc[1:]],
+                                    hosts=[host], path=None))
+    return findings
+
+
+RULE = Rule(
+    id="tx-stall-after-pmtu-probe",
+    title="Host stops transmitting after the fragmentation test / PMTU probe",
+    kind=FAULT,
+    needs=("host.tx_stopped", "fragments.sent", "sleeve.pmtu_probe", "tcp.retransmission"),
+    fix=("{host} stopped transmitting right after Weave's large UDP fragmentation/PMTU probe: the virtio_net "
+         "UDP fragmentation offload (UFO) bug in old kernels wedges the NIC's transmit queue on such a packet. "
+         "Upgrade the kernel to >= 3.13 (CentOS/RHEL 7.1: 3.10.0-229 or later), or turn UFO off on the underlay "
+         "device: `ethtool -K <dev> ufo off`."),
+    not_found="no host went quiet after a fragmentation test or large UDP probe while its peers kept sending",
+    check=check,
+)
