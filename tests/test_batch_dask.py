@@ -46,9 +46,9 @@ def test_local_cluster_gives_the_same_summary_as_the_local_pool(tmp_path: Path, 
 
 @pytest.mark.slow
 def test_cli_scheduler_option(tmp_path: Path, scheduler_address: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    import weavepcap.batch.runner as runner
     from typer.testing import CliRunner
 
+    import weavepcap.batch.runner as runner
     from weavepcap.cli import app
 
     monkeypatch.setattr(runner, "default_analyze_group", stub_analyze)
