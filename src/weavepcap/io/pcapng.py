@@ -274,7 +274,11 @@ class PcapngWalker:
         offsets = positions + 28
         if any_spb:
             local_iface = np.where(is_spb, 0, local_iface)
-            caplen = np.where(is_spb, np.minimum(word2, length - 16), caplen)
+            # An SPB holds min(original length, interface 0's snaplen) bytes, then padding.
+            spb_caplen = np.minimum(word2, length - 16)
+            if self._section_ifaces and self.info.interfaces[self._section_ifaces[0]].snaplen > 0:
+                spb_caplen = np.minimum(spb_caplen, self.info.interfaces[self._section_ifaces[0]].snaplen)
+            caplen = np.where(is_spb, spb_caplen, caplen)
             wirelen = np.where(is_spb, word2, wirelen)
             offsets = np.where(is_spb, positions + 12, offsets)
 
