@@ -1,0 +1,84 @@
+"""Batch with the real pipeline over the bundled samples: verdicts match expected.json, as a folder and as a tar.gz."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import tarfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import SAMPLES, need
+
+from weavepcap.batch import run_batch
+
+GROUP_BY = "{incident}/{host}/*"
+COMPARED = ["group", "captures", "hosts", "frames", "first_time", "last_time", "span_s", "root_cause",
+            "confidence", "headline", "is_fault", "error", "report"]
+
+
+def scenarios() -> dict[str, dict]:
+    """expected.json of every sample folder that says which captures analyze takes (`analyze_args`)."""
+    found = {}
+    for expected in sorted(SAMPLES.glob("*/expected.json")):
+        document = json.loads(expected.read_text())
+        if document.get("analyze_args"):
+            found[expected.parent.name] = document
+    return found
+
+
+@pytest.fixture(scope="module")
+def incidents(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """incidents/<scenario>/<host>/<capture>, laid out from each scenario's analyze_args."""
+    need(bool(scenarios()), "samples/*/expected.json with analyze_args are missing")
+    for module in ("weavepcap.api", "weavepcap.report.htmlreport"):
+        need(importlib.util.find_spec(module) is not None, f"{module} is not built yet")
+    root = tmp_path_factory.mktemp("batch-samples") / "incidents"
+    expected = {}
+    for name, document in scenarios().items():
+        for argument in document["analyze_args"]:
+            host, _, capture = argument.rpartition("=")
+            target = root / name / (host or "unknown") / capture
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(SAMPLES / name / capture, target)
+        expected[name] = document["root_cause"]
+    return root, expected
+
+
+@pytest.mark.slow
+def test_batch_over_the_samples_finds_every_expected_root_cause(
+        incidents: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    root, expected = incidents
+    work = tmp_path / "incidents"
+    shutil.copytree(root, work)
+    (work / "zz-corrupt" / "host-a").mkdir(parents=True)
+    (work / "zz-corrupt" / "host-a" / "eth0.pcap").write_bytes(b"\xd4\xc3\xb2\xa1" + b"\x00" * 10)
+    out = tmp_path / "out"
+    result = run_batch([str(work)], out, group_by=GROUP_BY, workers=2)
+    summary = result.summary.set_index("group")
+    assert dict(summary["root_cause"].dropna()) == expected
+    assert summary["error"].dropna().index.tolist() == ["zz-corrupt"]
+    assert "zz-corrupt/host-a/eth0.pcap" in summary.loc["zz-corrupt", "error"]
+    for name in expected:
+        document = json.loads((out / name / "analysis.json").read_text())
+        assert document["verdict"]["root_cause"] == expected[name]
+        assert (out / name / "report.html").stat().st_size > 0
+    page = (out / "index.html").read_text()
+    assert all(f'href="{name}/report.html"' in page for name in expected)
+
+    again = run_batch([str(work)], out, group_by=GROUP_BY, workers=2).summary
+    assert set(again.loc[again["group"] != "zz-corrupt", "status"]) == {"resumed"}
+    pd.testing.assert_frame_equal(again[COMPARED], result.summary[COMPARED])
+
+
+@pytest.mark.slow
+def test_the_samples_as_a_tar_gz_give_the_same_summary(incidents: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    root, _ = incidents
+    archive = tmp_path / "incidents.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(root, arcname=".")
+    from_dir = run_batch([str(root)], tmp_path / "out-dir", group_by=GROUP_BY, workers=2).summary
+    from_tar = run_batch([str(archive)], tmp_path / "out-tar", group_by=GROUP_BY, workers=2).summary
+    pd.testing.assert_frame_equal(from_tar[COMPARED], from_dir[COMPARED])
