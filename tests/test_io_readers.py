@@ -286,3 +286,22 @@ def test_memory_stays_bounded_by_chunk_size(tmp_path: Path, fmt: str) -> None:
         tracemalloc.stop()
     assert frames_seen == 70000
     assert peak < 3 * chunk_bytes
+
+
+def test_pcapng_interfaces_and_host_known_before_reading(tmp_path: Path) -> None:
+    interfaces = [WriterInterface(1, 9, "eth0", comment="host=node-b"), WriterInterface(276, 6, "any")]
+    path = write_pcapng(tmp_path / "x.pcapng", FRAMES[:4], interfaces=interfaces, iface=[0, 1, 0, 1])
+    capture = open_capture(CaptureSpec(str(path)))
+    assert [i.linktype for i in capture.info.interfaces] == [1, 276]
+    assert capture.info.ts_precision == "mixed" and capture.info.host == "node-b"
+    read_all(capture)
+    assert [i.name for i in capture.info.interfaces] == ["eth0", "any"]
+
+
+def test_frame_larger_than_the_chunk_size(tmp_path: Path) -> None:
+    frames = [b"a" * 100, bytes(range(256)) * 1000, b"b" * 7]  # a 256 KB frame, 4 KiB chunks
+    for fmt in ("pcap", "pcapng"):
+        path = (write_pcap if fmt == "pcap" else write_pcapng)(tmp_path / f"x.{fmt}", frames)
+        capture = open_capture(CaptureSpec(str(path)), SMALL)
+        assert frames_of(read_all(capture)) == frames
+        assert capture.info.damage == []

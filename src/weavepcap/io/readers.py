@@ -123,8 +123,8 @@ def _read_some(raw: BinaryIO, size: int) -> bytes:
     return b"".join(parts)
 
 
-def _open_stream(path: str) -> tuple[_Readable, str]:
-    """Open path (or stdin), sniff compression from the content, and return a decompressed byte stream."""
+def _open_stream(path: str) -> tuple[_Readable, _Prefixed, str]:
+    """Open path (or stdin), sniff compression from the content; return the decompressed and the raw stream."""
     raw = _open_raw(path)
     try:
         head = _read_some(raw, 6)
@@ -145,7 +145,7 @@ def _open_stream(path: str) -> tuple[_Readable, str]:
         stream = zstandard.ZstdDecompressor().stream_reader(source, read_across_frames=True)
     else:
         stream = source
-    return stream, compression
+    return stream, source, compression
 
 
 class Capture:
@@ -161,14 +161,17 @@ class Capture:
         name = "<stdin>" if path == STDIN else os.path.basename(path.rstrip("/")) or path
         self.info = CaptureInfo(path=path, name=name, host=spec.host)
         self._stream: _Readable | None = None
+        self._source: _Prefixed | None = None
         self._started = False
         self._linktypes_noted: set[int] = set()
         self._open()
 
     # --- opening -----------------------------------------------------------------------------------
     def _open(self) -> None:
-        stream, compression = _open_stream(self.spec.path)
+        stream, source, compression = _open_stream(self.spec.path)
         self._stream = stream
+        self._source = source  # decompressors do not close the file they were given
+        self._pending_error: str | None = None
         self.info.compression = compression
         head, error = self._read_exactly(stream, 4)
         if error is not None and not head:
@@ -199,14 +202,21 @@ class Capture:
             self._fail(f"not a pcap or pcapng capture (starts with {head.hex()})", 0)
 
     def _read_pcapng_preamble(self, stream: _Readable) -> None:
-        """Read the first section header so `info` has byte order and SHB options before chunks()."""
-        more, _error = self._read_exactly(stream, 4096)
+        """Read the first blocks so `info` has byte order, SHB options and interfaces before chunks()."""
+        more, self._pending_error = self._read_exactly(stream, 65536)
         self._tail += more
         assert isinstance(self._walker, pcapng.PcapngWalker)
         try:
             self._walker.peek_section(self._tail)
         except pcapng.PcapngError as exc:
             self._fail(str(exc), 0)
+        # Walk the preamble with a scratch walker to learn the first interfaces; chunks() walks it again.
+        scratch = CaptureInfo(path=self.info.path, name=self.info.name, host=self.info.host)
+        pcapng.PcapngWalker(scratch, self.max_frames).walk(
+            np.frombuffer(self._tail, dtype=np.uint8), 0, len(self._tail), 1, 0)
+        self.info.interfaces = scratch.interfaces
+        self.info.ts_precision = scratch.ts_precision
+        self.info.host = scratch.host
 
     def _fail(self, message: str, offset: int | None, frame: int | None = None) -> None:
         self.close()
@@ -253,8 +263,11 @@ class Capture:
         self._tail = b""
         next_frame = 1
         need = 0
-        stream_done = False
-        error: str | None = None
+        # a read error met while sniffing the header ends the stream where the sniffed bytes end
+        error: str | None = self._pending_error
+        stream_done = error is not None
+        if self.info.format == "pcapng":
+            self.info.interfaces = []  # the walk adds them again, in file order
         try:
             while True:
                 size = max(self.chunk_bytes, len(tail) + need)
@@ -314,12 +327,13 @@ class Capture:
                     frame=int(chunk.frame[hits[0]])))
 
     def close(self) -> None:
-        if self._stream is not None:
-            try:
-                self._stream.close()
-            except _READ_ERRORS:
-                pass
-            self._stream = None
+        for stream in (self._stream, self._source):
+            if stream is not None:
+                try:
+                    stream.close()
+                except _READ_ERRORS:
+                    pass
+        self._stream = self._source = None
 
     def __enter__(self) -> Capture:
         return self
