@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 
 import numpy as np
+import pandas as pd
 
+from weavepcap.classes import CLASS_NAMES
 from weavepcap.defrag import fragment_mask
 from weavepcap.settings import Settings
 
@@ -26,6 +28,9 @@ IP_IN_IP_PROTOS = (4, 41)  # IPv4-in-IP and 6in4 tunnels
 ETHERTYPE_ARP = 0x0806
 TUN_VXLAN, TUN_GENEVE = 1, 2
 
+CLASS_CODE: dict[str, int] = {name: i for i, name in enumerate(CLASS_NAMES)}
+CLASS_NAME_ARRAY = np.array(CLASS_NAMES, dtype=object)
+
 # Why a frame of a class may carry `uncertain`: shown as a caveat line (one per class).
 UNCERTAIN_REASONS: dict[str, str] = {
     "weave.sleeve.heartbeat": "encrypted sleeve heartbeats are recognised by their 94-byte DF size only",
@@ -44,7 +49,7 @@ def weave_endpoints(columns: Mapping[str, np.ndarray], settings: Settings) -> se
     mask = on_weave_port | _fastdp_vxlan(columns, settings)
     if not mask.any():
         return set()
-    return set(columns["ip_src"][mask].tolist()) | set(columns["ip_dst"][mask].tolist())
+    return set(pd.unique(columns["ip_src"][mask]).tolist()) | set(pd.unique(columns["ip_dst"][mask]).tolist())
 
 
 def _fastdp_vxlan(columns: Mapping[str, np.ndarray], settings: Settings) -> np.ndarray:
@@ -70,8 +75,10 @@ def classify(
     train_sport: np.ndarray | None = None,
     train_dport: np.ndarray | None = None,
     train_udp_len: np.ndarray | None = None,
-) -> None:
+) -> np.ndarray:
     """Fill `klass`, `overlay_mtu`, `peer_src_short`, `peer_dst_short` and `uncertain` in place.
+
+    Returns the classes as int8 codes (index into `CLASS_NAMES`), for callers that count them.
 
     `weave_hosts`: addresses known (from the whole capture so far) to speak Weave; ESP is Weave
     only between two of them. None means "these rows are all there is" (use `weave_endpoints`).
@@ -165,28 +172,31 @@ def classify(
         (geneve, "overlay.geneve"),
         (arp, "arp"),
     ]
-    names = np.array([name for _, name in table] + ["other"], dtype=object)
-    choice = np.select([mask for mask, _ in table], np.arange(len(table)), default=len(table))
-    klass = names[choice]
-    columns["klass"] = klass
+    # Integer codes (index into CLASS_NAMES) first: cheap to compare and to count; text only at the end.
+    codes = np.select([mask for mask, _ in table], [CLASS_CODE[name] for _, name in table], default=CLASS_CODE["other"])
+    codes = codes.astype(np.int8)
+    columns["klass"] = CLASS_NAME_ARRAY[codes]
+
+    def is_class(name: str) -> np.ndarray:
+        return codes == CLASS_CODE[name]
 
     overlay_mtu = np.full(n, -1, dtype=np.int32)
-    overlay_mtu = np.where(klass == "weave.fastdp.heartbeat", columns["inner_len"] - ETHERNET_HEADER, overlay_mtu)
+    overlay_mtu = np.where(is_class("weave.fastdp.heartbeat"), columns["inner_len"] - ETHERNET_HEADER, overlay_mtu)
     # A verification frame is sized so the outer IP packet equals the path MTU under test.
-    overlay_mtu = np.where(klass == "weave.sleeve.pmtu_verify", ip_len, overlay_mtu)
+    overlay_mtu = np.where(is_class("weave.sleeve.pmtu_verify"), ip_len, overlay_mtu)
     columns["overlay_mtu"] = overlay_mtu.astype(np.int32)
 
     vni = columns["vxlan_vni"]
-    is_fastdp = fastdp & ~fragment
-    columns["peer_src_short"] = np.where(is_fastdp, vni & 0xFFF, -1).astype(np.int32)
-    columns["peer_dst_short"] = np.where(is_fastdp, vni >> 12, -1).astype(np.int32)
+    columns["peer_src_short"] = np.where(fastdp, vni & 0xFFF, -1).astype(np.int32)
+    columns["peer_dst_short"] = np.where(fastdp, vni >> 12, -1).astype(np.int32)
 
     uncertain = (
-        ((klass == "weave.sleeve.heartbeat") & sleeve_hb_encrypted & ~sleeve_hb_clear)
-        | ((klass == "weave.sleeve.encrypted") & implausible)
-        | ((klass == "other") & esp_unknown)
+        (is_class("weave.sleeve.heartbeat") & sleeve_hb_encrypted & ~sleeve_hb_clear)
+        | (is_class("weave.sleeve.encrypted") & implausible)
+        | (is_class("other") & esp_unknown)
     )
     columns["uncertain"] = uncertain
+    return codes
 
 
 def quoted_class(columns: Mapping[str, np.ndarray], settings: Settings) -> np.ndarray:

@@ -12,7 +12,14 @@ import numpy as np
 import pandas as pd
 
 from weavepcap.classes import CLASS_NAMES, WEAVE_CLASSES
-from weavepcap.classify import IP_PROTO_ESP, UNCERTAIN_REASONS, classify, quoted_class, weave_endpoints
+from weavepcap.classify import (
+    CLASS_CODE,
+    IP_PROTO_ESP,
+    UNCERTAIN_REASONS,
+    classify,
+    quoted_class,
+    weave_endpoints,
+)
 from weavepcap.defrag import Defragmenter, FragmentAnnotations, fragment_mask
 from weavepcap.io.readers import KNOWN_LINKTYPES
 from weavepcap.io.records import CaptureInfo, CaptureSpec, Damage
@@ -242,11 +249,12 @@ class _Pipeline:
         n = len(batch["frame"])
         fragment = fragment_mask(batch)
         train_ports: dict[str, np.ndarray] = {}
-        if len(annotations):
+        hit = np.zeros(n, dtype=bool)
+        if len(annotations) and fragment.any():
             order = np.argsort(annotations.frame, kind="stable")
             frames = annotations.frame[order]
             idx = np.clip(np.searchsorted(frames, batch["frame"]), 0, len(frames) - 1)
-            hit = frames[idx] == batch["frame"]
+            hit = (frames[idx] == batch["frame"]) & fragment
             src = order[idx[hit]]
             batch["frag_train"][hit] = annotations.frag_train[src]
             batch["reasm_len"][hit] = annotations.reasm_len[src]
@@ -255,34 +263,33 @@ class _Pipeline:
                 values = np.full(n, -1, dtype=np.int32)
                 values[hit] = getattr(annotations, name)[src]
                 train_ports[name] = values
-        else:
-            hit = np.zeros(n, dtype=bool)
         waiting = fragment & ~hit
+        ready: np.ndarray | None = None  # None: every row is ready (the common case, no copy)
         if waiting.any():
-            ready_rows = np.flatnonzero(~waiting)
+            ready = ~waiting
             rest = _take(batch, np.flatnonzero(waiting))
-            batch = _take(batch, ready_rows)
-            train_ports = {k: v[ready_rows] for k, v in train_ports.items()}
         else:
             rest = _take(batch, np.zeros(0, dtype=np.int64))
-        if len(batch["frame"]):
-            classify(batch, self.settings, weave_hosts=self.weave_hosts, **train_ports)
-            esp_pending = (batch["klass"] == "other") & batch["uncertain"] & (batch["ip_proto"] == IP_PROTO_ESP)
+        if n and (ready is None or ready.any()):
+            # Waiting rows are classified too (cheaper than cutting them out) but neither counted nor kept.
+            codes = classify(batch, self.settings, weave_hosts=self.weave_hosts, **train_ports)
+            esp_pending = (codes == OTHER) & batch["uncertain"] & (batch["ip_proto"] == IP_PROTO_ESP)
             if esp_pending.any():
-                batch["klass"] = np.where(esp_pending, _ESP_PENDING, batch["klass"])
-            self.agg.add(batch)
-            self._keep(batch)
+                codes[esp_pending] = ESP_PENDING_CODE
+                batch["klass"][esp_pending] = _ESP_PENDING
+            self.agg.add(batch, codes, ready)
+            self._keep(batch, codes, ready)
         return rest
 
-    def _keep(self, batch: dict[str, np.ndarray]) -> None:
+    def _keep(self, batch: dict[str, np.ndarray], codes: np.ndarray, ready: np.ndarray | None) -> None:
         if self.keep == "none":
             return
-        if self.keep == "notable":
-            rows = np.flatnonzero(batch["klass"] != "other")
-            if not rows.size:
+        rows = ready if self.keep == "all" else (codes != OTHER) if ready is None else (codes != OTHER) & ready
+        if rows is not None:
+            if not rows.any():
                 return
-            batch = _take(batch, rows)
-        self.kept.append(pd.DataFrame({name: batch[name] for name in COLUMN_NAMES}, copy=False))
+            batch = _take(batch, np.flatnonzero(rows))
+        self.kept.append(_frame({name: batch[name] for name in COLUMN_NAMES}))
 
     def _packets(self) -> pd.DataFrame:
         if self.kept:
@@ -306,11 +313,29 @@ class _Pipeline:
         return frame
 
 
+def _frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:
+    """A DataFrame over the arrays as they are: text stays `object` (pandas would convert it to its
+    string dtype, ten times slower here; text columns become categories once, at the end)."""
+    return pd.DataFrame({name: pd.Series(array, dtype=object, copy=False) if array.dtype == object else array
+                         for name, array in columns.items()}, copy=False)
+
+
 def _between(src: np.ndarray, dst: np.ndarray, hosts: set[str]) -> np.ndarray:
     if not hosts:
         return np.zeros(len(src), dtype=bool)
     host_list = list(hosts)
     return np.isin(src, host_list) & np.isin(dst, host_list)
+
+
+def _codes_of(names: tuple[str, ...]) -> np.ndarray:
+    return np.array([CLASS_CODE[name] for name in names], dtype=np.int8)
+
+
+OTHER = CLASS_CODE["other"]
+ESP_PENDING_CODE = len(CLASS_NAMES)  # one past the real classes
+_CODE_NAMES = (*CLASS_NAMES, _ESP_PENDING)
+_WEAVE_CODES = _codes_of(WEAVE_CLASSES)
+_CONTROL_CODES = _codes_of(("weave.control", "weave.control.heartbeat"))
 
 
 class _Aggregates:
@@ -325,8 +350,9 @@ class _Aggregates:
         self.first_ts: int | None = None
         self.last_ts: int | None = None
         self.linktypes: set[int] = set()
-        self.classes: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-        self.uncertain: Counter[str] = Counter()
+        self.class_frames = np.zeros(len(_CODE_NAMES), dtype=np.int64)
+        self.class_bytes = np.zeros(len(_CODE_NAMES), dtype=np.int64)
+        self.uncertain = np.zeros(len(_CODE_NAMES), dtype=np.int64)
         self.esp_pairs: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
         self.peer_frames: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # address -> [sent, received]
         self.peer_short_ids: dict[str, set[int]] = defaultdict(set)
@@ -338,9 +364,16 @@ class _Aggregates:
         self.flow_parts: list[pd.DataFrame] = []
         self.flow_rows = 0
 
-    def add(self, cols: dict[str, np.ndarray]) -> None:
-        n = len(cols["frame"])
-        klass, wirelen = cols["klass"], cols["wirelen"].astype(np.int64)
+    def add(self, cols: dict[str, np.ndarray], codes: np.ndarray, ready: np.ndarray | None) -> None:
+        """Count the rows of `cols` (only those where `ready` is true, when given)."""
+        if ready is not None:
+            rows = np.flatnonzero(ready)
+            codes = codes[rows]
+            cols = {name: cols[name][rows] for name in _AGGREGATE_COLUMNS}
+        n = len(codes)
+        if not n:
+            return
+        wirelen = cols["wirelen"].astype(np.int64)
         self.frames += n
         self.bytes += int(wirelen.sum())
         self.snaplen_cut += int(np.count_nonzero(cols["caplen"] < cols["wirelen"]))
@@ -350,48 +383,49 @@ class _Aggregates:
         self.last_ts = hi if self.last_ts is None else max(self.last_ts, hi)
         self.linktypes.update(np.unique(cols["linktype"]).tolist())
 
-        codes, names = pd.factorize(klass)
-        frames = np.bincount(codes, minlength=len(names))
-        sizes = np.bincount(codes, weights=wirelen, minlength=len(names))
-        for i, name in enumerate(names):
-            entry = self.classes[str(name)]
-            entry[0] += int(frames[i])
-            entry[1] += int(sizes[i])
-        uncertain = cols["uncertain"] & (klass != _ESP_PENDING)
+        self.class_frames += np.bincount(codes, minlength=len(_CODE_NAMES))
+        self.class_bytes += np.bincount(codes, weights=wirelen, minlength=len(_CODE_NAMES)).astype(np.int64)
+        uncertain = cols["uncertain"] & (codes != ESP_PENDING_CODE)
         if uncertain.any():
-            self.uncertain.update(klass[uncertain].tolist())
+            self.uncertain += np.bincount(codes[uncertain], minlength=len(_CODE_NAMES))
 
-        esp = klass == _ESP_PENDING
+        esp = codes == ESP_PENDING_CODE
         if esp.any():
-            for (src, dst), group in pd.DataFrame({"s": cols["ip_src"][esp], "d": cols["ip_dst"][esp],
-                                                    "b": wirelen[esp]}).groupby(["s", "d"]):
+            table = _frame({"s": cols["ip_src"][esp], "d": cols["ip_dst"][esp], "b": wirelen[esp]})
+            for (src, dst), group in table.groupby(["s", "d"]):
                 entry = self.esp_pairs[(str(src), str(dst))]
                 entry[0] += len(group)
                 entry[1] += int(group["b"].sum())
 
-        self._add_peers(cols, klass)
-        self._add_heartbeats(cols, klass)
-        self._add_icmp(cols, klass)
+        # Addresses as small integer codes once per batch; peers and flows count on the codes.
+        addresses = (pd.factorize(cols["ip_src"]), pd.factorize(cols["ip_dst"]))
+        self._add_peers(cols, codes, addresses)
+        self._add_heartbeats(cols, codes)
+        self._add_icmp(cols, codes)
         if self.flows_enabled:
-            self._add_flows(cols, klass, wirelen)
+            self._add_flows(cols, codes, wirelen, addresses)
 
-    def _add_peers(self, cols: dict[str, np.ndarray], klass: np.ndarray) -> None:
-        weave = np.isin(klass, WEAVE_CLASSES)
+    def _add_peers(self, cols: dict[str, np.ndarray], codes: np.ndarray, addresses: _Factorized) -> None:
+        weave = np.isin(codes, _WEAVE_CODES)
         if weave.any():
-            for address, count in Counter(cols["ip_src"][weave].tolist()).items():
-                self.peer_frames[address][0] += count
-            for address, count in Counter(cols["ip_dst"][weave].tolist()).items():
-                self.peer_frames[address][1] += count
+            for side, (found, names) in enumerate(addresses):
+                counts = np.bincount(found[weave], minlength=len(names))
+                for address, count in zip(names.tolist(), counts.tolist(), strict=True):
+                    if count:
+                        self.peer_frames[str(address)][side] += count
         fastdp = cols["peer_src_short"] >= 0
         if fastdp.any():
-            pairs = pd.DataFrame({"s": cols["ip_src"][fastdp], "d": cols["ip_dst"][fastdp],
-                                  "ss": cols["peer_src_short"][fastdp], "ds": cols["peer_dst_short"][fastdp]})
+            pairs = _frame({"s": cols["ip_src"][fastdp], "d": cols["ip_dst"][fastdp],
+                            "ss": cols["peer_src_short"][fastdp], "ds": cols["peer_dst_short"][fastdp]})
             for src, short in pairs[["s", "ss"]].drop_duplicates().itertuples(index=False):
                 self.peer_short_ids[str(src)].add(int(short))
             for dst, short in pairs[["d", "ds"]].drop_duplicates().itertuples(index=False):
                 self.peer_short_ids[str(dst)].add(int(short))
-        named = (cols["ctl_peer_name"] != "") | (cols["ctl_nickname"] != "") | (cols["ctl_short_id"] >= 0)
-        for i in np.flatnonzero(named):
+        # Names come from the features map, one TCP weave_port segment per direction: few rows, a loop is fine.
+        control = np.flatnonzero(np.isin(codes, _CONTROL_CODES))
+        named = control[(cols["ctl_short_id"][control] >= 0) | (cols["ctl_peer_name"][control] != "")
+                        | (cols["ctl_nickname"][control] != "")]
+        for i in named.tolist():
             address = str(cols["ip_src"][i])
             if cols["ctl_peer_name"][i]:
                 self.peer_names[address].add(str(cols["ctl_peer_name"][i]))
@@ -401,16 +435,16 @@ class _Aggregates:
                 self.peer_short_ids[address].add(int(cols["ctl_short_id"][i]))
             self.peer_frames.setdefault(address, [0, 0])
 
-    def _add_heartbeats(self, cols: dict[str, np.ndarray], klass: np.ndarray) -> None:
-        hb = np.flatnonzero(klass == "weave.fastdp.heartbeat")
+    def _add_heartbeats(self, cols: dict[str, np.ndarray], codes: np.ndarray) -> None:
+        hb = np.flatnonzero(codes == CLASS_CODE["weave.fastdp.heartbeat"])
         if hb.size:
             keys = zip(cols["ip_len"][hb].tolist(), cols["wirelen"][hb].tolist(), cols["overlay_mtu"][hb].tolist(),
                        strict=True)
             self.heartbeats.update(keys)
 
-    def _add_icmp(self, cols: dict[str, np.ndarray], klass: np.ndarray) -> None:
+    def _add_icmp(self, cols: dict[str, np.ndarray], codes: np.ndarray) -> None:
         for name, by_mtu in self.icmp.items():
-            rows = np.flatnonzero(klass == name)
+            rows = np.flatnonzero(codes == CLASS_CODE[name])
             if not rows.size:
                 continue
             sub = {k: cols[k][rows] for k in ("frame", "q_ip_version", "q_ip_src", "q_ip_dst", "q_ip_proto", "q_sport",
@@ -421,11 +455,16 @@ class _Aggregates:
                        int(sub["q_dport"][i]), int(sub["q_ip_len"][i]), str(quoted[i]))
                 by_mtu[int(sub["icmp_mtu"][i])][key] += 1
 
-    def _add_flows(self, cols: dict[str, np.ndarray], klass: np.ndarray, wirelen: np.ndarray) -> None:
-        table = pd.DataFrame({"second": cols["ts_ns"] // 1_000_000_000, "ip_src": cols["ip_src"],
-                              "ip_dst": cols["ip_dst"], "klass": klass, "bytes": wirelen})
-        part = table.groupby(["second", "ip_src", "ip_dst", "klass"], sort=False, observed=True).agg(
+    def _add_flows(self, cols: dict[str, np.ndarray], codes: np.ndarray, wirelen: np.ndarray,
+                   addresses: _Factorized) -> None:
+        (src, src_names), (dst, dst_names) = addresses
+        table = pd.DataFrame({"second": cols["ts_ns"] // 1_000_000_000, "s": src, "d": dst, "klass": codes,
+                              "bytes": wirelen})
+        part = table.groupby(["second", "s", "d", "klass"], sort=False).agg(
             frames=("bytes", "size"), bytes=("bytes", "sum")).reset_index()
+        part.insert(1, "ip_src", pd.Series(np.asarray(src_names, dtype=object)[part["s"].to_numpy()], dtype=object))
+        part.insert(2, "ip_dst", pd.Series(np.asarray(dst_names, dtype=object)[part["d"].to_numpy()], dtype=object))
+        part = part.drop(columns=["s", "d"])
         self.flow_parts.append(part)
         self.flow_rows += len(part)
         if self.flow_rows > _FLOW_COMPACT_ROWS and len(self.flow_parts) > 1:
@@ -445,35 +484,34 @@ class _Aggregates:
                                  for c in columns})
         table = self._merge_flows(self.flow_parts)
         self.flow_parts = []
-        esp = (table["klass"] == _ESP_PENDING).to_numpy()
+        table["klass"] = table["klass"].astype(np.int64)
+        esp = (table["klass"] == ESP_PENDING_CODE).to_numpy()
         if esp.any():
             weave = _between(table["ip_src"].to_numpy(), table["ip_dst"].to_numpy(), weave_hosts)
-            table.loc[esp, "klass"] = np.where(weave[esp], "weave.fastdp.esp", "other")
+            table.loc[esp, "klass"] = np.where(weave[esp], CLASS_CODE["weave.fastdp.esp"], OTHER)
             table = self._merge_flows([table])
+        table["klass"] = np.array(_CODE_NAMES, dtype=object)[table["klass"].to_numpy()]
         table = table.sort_values(["second", "ip_src", "ip_dst", "klass"], kind="stable").reset_index(drop=True)
-        table["second"] = table["second"].astype("int64")
-        table["frames"] = table["frames"].astype("int64")
-        table["bytes"] = table["bytes"].astype("int64")
+        for name in ("second", "frames", "bytes"):
+            table[name] = table[name].astype("int64")
         return table[columns]
 
     def summary(self, weave_hosts: set[str]) -> CaptureSummary:
-        classes = {name: list(v) for name, v in self.classes.items()}
-        uncertain = Counter(self.uncertain)
-        pending = classes.pop(_ESP_PENDING, None)
-        if pending is not None:
-            for (src, dst), (frames, size) in self.esp_pairs.items():
-                target = "weave.fastdp.esp" if src in weave_hosts and dst in weave_hosts else "other"
-                entry = classes.setdefault(target, [0, 0])
-                entry[0] += frames
-                entry[1] += size
-                if target == "other":
-                    uncertain["other"] += frames
-                else:
-                    self.peer_frames[src][0] += frames
-                    self.peer_frames[dst][1] += frames
-            self.esp_pairs.clear()
-        ordered = {name: {"frames": classes[name][0], "bytes": classes[name][1]}
-                   for name in CLASS_NAMES if name in classes and classes[name][0]}
+        frames, sizes, uncertain = self.class_frames.copy(), self.class_bytes.copy(), self.uncertain.copy()
+        esp_code = CLASS_CODE["weave.fastdp.esp"]
+        for (src, dst), (count, size) in self.esp_pairs.items():
+            weave = src in weave_hosts and dst in weave_hosts
+            target = esp_code if weave else OTHER
+            frames[target] += count
+            sizes[target] += size
+            if weave:
+                self.peer_frames[src][0] += count
+                self.peer_frames[dst][1] += count
+            else:
+                uncertain[OTHER] += count
+        self.esp_pairs.clear()
+        ordered = {name: {"frames": int(frames[i]), "bytes": int(sizes[i])}
+                   for i, name in enumerate(CLASS_NAMES) if frames[i]}
         return CaptureSummary(
             frames=self.frames,
             bytes=self.bytes,
@@ -489,8 +527,8 @@ class _Aggregates:
             ],
             icmp_frag_needed=self._icmp("icmp.frag_needed"),
             icmpv6_packet_too_big=self._icmp("icmpv6.packet_too_big"),
-            uncertain=[{"class": name, "frames": uncertain[name], "reason": UNCERTAIN_REASONS.get(name, "")}
-                       for name in CLASS_NAMES if uncertain.get(name)],
+            uncertain=[{"class": name, "frames": int(uncertain[i]), "reason": UNCERTAIN_REASONS.get(name, "")}
+                       for i, name in enumerate(CLASS_NAMES) if uncertain[i]],
         )
 
     def _peers(self) -> list[dict[str, object]]:
@@ -522,6 +560,16 @@ class _Aggregates:
                 ],
             })
         return out
+
+
+_Factorized = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]  # (codes, names) per side
+
+# The columns _Aggregates reads (only these are cut out when part of a batch is not ready).
+_AGGREGATE_COLUMNS = (
+    "frame", "ts_ns", "caplen", "wirelen", "linktype", "ip_src", "ip_dst", "ip_len", "uncertain", "overlay_mtu",
+    "peer_src_short", "peer_dst_short", "ctl_msg", "ctl_peer_name", "ctl_nickname", "ctl_short_id", "icmp_mtu",
+    "q_ip_version", "q_ip_src", "q_ip_dst", "q_ip_proto", "q_sport", "q_dport", "q_ip_len", "q_inner_zero_eth",
+)
 
 
 def _address_key(address: str) -> tuple[int, str]:
