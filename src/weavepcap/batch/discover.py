@@ -153,16 +153,16 @@ class _Collector:
         """File a capture under its group: by --group-by, else by its directory inside its input."""
         host: str | None = None
         by_pattern: str | None = None
+        shown = f"{within}:{rel}" if within else rel
         if self.group_by is not None:
             matched = self.group_by.match(rel)
             if matched is None:
-                self.skipped.append(f"{_display(path)}: does not match --group-by {self.group_by.pattern!r}")
+                self.skipped.append(f"{shown}: does not match --group-by {self.group_by.pattern!r}")
                 return
             by_pattern, host = matched
         parent = PurePosixPath(rel).parent.as_posix()
         local = by_pattern or (parent if parent != "." else label)
         name = f"{prefix}/{local}" if prefix else local
-        shown = f"{within}:{rel}" if within else rel
         self.group(name, origin).captures.append(CaptureRef(path=str(path.resolve()), rel=rel, host=host, shown=shown))
 
     def add_lone(self, path: Path, origin: str) -> None:
@@ -186,10 +186,10 @@ class _Collector:
             self.group(group_label, origin).error = str(exc)
             return
         except OSError as exc:
-            self.group(group_label, origin).error = f"{_display(path)}: cannot read archive: {exc.strerror or exc}"
+            self.group(group_label, origin).error = f"{group_label}: cannot read archive: {exc.strerror or exc}"
             return
         if not members:
-            self.skipped.append(f"{_display(path)}: no captures inside")
+            self.skipped.append(f"{group_label}: no captures inside")
         for member in members:
             self.add_capture(dest / member, member, prefix=prefix, label=stem, origin=f"{origin}!{path.name}",
                              within=path.name)
@@ -209,10 +209,6 @@ class _Collector:
             self.add_archive(path, prefix="" if parent == "." else parent, origin=origin)
         elif is_capture_name(path.name):
             self.add_capture(path, rel, prefix="", label=_root_label(root), origin=origin)
-
-
-def _display(path: Path) -> str:
-    return path.name
 
 
 def _safe_component(text: str) -> str:

@@ -46,6 +46,7 @@ table{border-collapse:collapse;margin:.5em 0 1.5em}
 th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}
 th{background:#f3f3f3}
 td.num{text-align:right}
+td.nw{white-space:nowrap}
 tr.failed td{background:#fdecea}
 .err{color:#a40000;font-family:monospace}
 code{font-size:90%}
@@ -62,9 +63,9 @@ code{font-size:90%}
 <table><thead><tr><th>group</th><th>captures</th><th>hosts</th><th>frames</th><th>first frame</th>
 <th>span&nbsp;s</th><th>root cause</th><th>confidence</th><th>headline / error</th></tr></thead><tbody>
 {% for g in groups %}<tr{% if g.error %} class="failed"{% endif %}>
-<td>{% if g.href %}<a href="{{ g.href }}">{{ g.group }}</a>{% else %}{{ g.group }}{% endif %}</td>
+<td class="nw">{% if g.href %}<a href="{{ g.href }}">{{ g.group }}</a>{% else %}{{ g.group }}{% endif %}</td>
 <td class="num">{{ g.captures }}</td><td>{{ g.hosts }}</td><td class="num">{{ g.frames }}</td>
-<td>{{ g.first_time }}</td><td class="num">{{ g.span }}</td><td><code>{{ g.root_cause }}</code></td>
+<td class="nw">{{ g.first_time }}</td><td class="num">{{ g.span }}</td><td class="nw"><code>{{ g.root_cause }}</code></td>
 <td class="num">{{ g.confidence }}</td>
 <td>{% if g.error %}<span class="err">{{ g.error }}</span>{% else %}{{ g.headline }}{% endif %}</td></tr>
 {% endfor %}</tbody></table>
@@ -139,7 +140,7 @@ def write_index(frame: pd.DataFrame, out_dir: Path, *, generated: datetime | Non
             "captures": _text(row["captures"]),
             "hosts": _text(row["hosts"]),
             "frames": _text(row["frames"], "{:,}"),
-            "first_time": _text(row["first_time"]),
+            "first_time": _text(row["first_time"])[:19].replace("T", " "),
             "span": _text(row["span_s"], "{:.1f}"),
             "root_cause": _text(row["root_cause"]),
             "confidence": _text(row["confidence"], "{:.2f}"),
