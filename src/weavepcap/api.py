@@ -222,6 +222,10 @@ def _add_peer_identity(hosts: dict[str, HostInfo], inputs: list[CaptureInput], p
             entry["names"].update(p.get("names", []))
             entry["nicknames"].update(p.get("nicknames", []))
             entry["short_ids"].update(p.get("short_ids", []))
+    if not packets.empty:  # handshakes in the kept rows (hand-made inputs carry no scan summary)
+        named = packets[text(packets["ctl_nickname"]) != ""]
+        for addr, nick in zip(text(named["ip_src"]), text(named["ctl_nickname"]), strict=True):
+            by_addr.setdefault(addr, {"names": set(), "nicknames": set(), "short_ids": set()})["nicknames"].add(nick)
     owner = {a: h for h, info in hosts.items() for a in info.addresses}
     for addr, entry in by_addr.items():
         host = owner.get(addr)

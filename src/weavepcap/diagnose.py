@@ -71,7 +71,7 @@ def verdict_of(findings: list[Finding]) -> Verdict:
     )
 
 
-def caveats_of(ctx: Context) -> list[str]:
+def caveats_of(ctx: Context, verdict: Verdict | None = None) -> list[str]:
     """What limits the verdict: one-sided capture, missing `lo`, damaged captures, clock uncertainty."""
     out: list[str] = []
     hosts = ctx.tl.hosts
@@ -81,7 +81,9 @@ def caveats_of(ctx: Context) -> list[str]:
     uncaptured = [h for h, i in hosts.items() if not i.captures]
     for h in uncaptured:
         out.append(f"no capture of {h}: delivery to it cannot be checked.")
-    for h in captured:
+    # A missing `lo` matters only where something failed: a healthy or Weave-less verdict does not need it.
+    quiet = verdict is not None and verdict.root_cause in ("healthy", "no-weave-traffic")
+    for h in [] if quiet else captured:
         caps = hosts[h].captures
         if not any(_is_lo_name(c) for c in caps):
             out.append(f"no `lo` capture for {h}: ICMP frag-needed its own kernel sends itself (local MTU too small) "
@@ -108,4 +110,5 @@ def _is_lo_name(name: str) -> bool:
 
 def diagnose(ctx: Context) -> Diagnosis:
     findings, ruled_out, problems = run_rules(ctx)
-    return Diagnosis(verdict_of(findings), findings, ruled_out, caveats_of(ctx) + problems)
+    verdict = verdict_of(findings)
+    return Diagnosis(verdict, findings, ruled_out, caveats_of(ctx, verdict) + problems)

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from weavepcap.model import HostInfo
+from weavepcap.schema import PACKET_COLUMNS
 
 # The fields that identify one IP packet wherever it is captured (the same heartbeat, fragment or TCP
 # segment on both ends). TTL and link-layer fields change hop by hop, so they are not part of it.
@@ -64,7 +65,16 @@ def _own_mac(frames: pd.DataFrame) -> int:
     unicast = macs[(macs != 0) & ((macs >> np.uint64(40)) & np.uint64(1) == 0)]
     if unicast.empty:
         return 0
-    return int(unicast.value_counts().idxmax())
+    counts = unicast.value_counts()
+    # On a link between two machines both MACs are in every frame; the capturing one sends packets
+    # that have not been routed yet (initial TTL), while what it receives may have crossed a router.
+    candidates = counts[counts >= 0.5 * counts.iloc[0]].index
+    if len(candidates) == 1:
+        return int(candidates[0])
+    fresh = np.isin(frames["ip_ttl"].to_numpy(), INITIAL_TTLS)
+    src = frames["eth_src"].to_numpy().astype("uint64")
+    best = max(candidates, key=lambda m: (int((fresh & (src == np.uint64(m))).sum()), int(counts[m])))
+    return int(best)
 
 
 def transmitted_mask(frames: pd.DataFrame) -> np.ndarray:
@@ -109,7 +119,12 @@ def resolve_addresses(packets: pd.DataFrame, host_names: list[str]) -> dict[str,
                                    "addr": _text(chosen["ip_src"]).to_numpy(), "w": weight}))
     nick = packets[_text(packets["ctl_nickname"]) != ""]
     if not nick.empty:
-        same = _text(nick["ctl_nickname"]).to_numpy() == _text(nick["host"]).to_numpy()
+        # The handshake's NickName is the host name; a capture named after the host and its interface
+        # (`host-b-eth0`) counts too.
+        nicks = _text(nick["ctl_nickname"]).to_numpy()
+        names = _text(nick["host"]).to_numpy()
+        same = np.array([n == h or h.startswith(n + "-") or h.startswith(n + "_") for n, h in zip(nicks, names, strict=True)],
+                        dtype=bool)
         if same.any():
             parts.append(pd.DataFrame({"host": _text(nick["host"])[same].to_numpy(),
                                        "addr": _text(nick["ip_src"])[same].to_numpy(),
@@ -210,18 +225,25 @@ def estimate_offsets(
 
 
 def align(packets: pd.DataFrame, hosts: dict[str, HostInfo]) -> pd.DataFrame:
-    """The merged table: aligned time `t_ns`, direction seen by the capturing host, source/destination hosts."""
+    """The merged table: aligned time `t_ns`, direction seen by the capturing host, source/destination hosts.
+
+    Text columns become plain object arrays of str (no NaN), converted once here so detectors read them free.
+    """
     out = packets.copy()
+    for column in [c.name for c in PACKET_COLUMNS if c.dtype == "str"] + ["capture", "host"]:
+        if column in out.columns:
+            out[column] = pd.Series(_text(out[column]).to_numpy(), index=out.index, dtype=object)
     host_col = _text(out["host"])
     offsets_ns = {h: int(round(info.clock_offset_s * 1e9)) for h, info in hosts.items()}
     out["t_ns"] = out["ts_ns"].to_numpy() - host_col.map(offsets_ns).fillna(0).astype("int64").to_numpy()
     owner = _host_of({h: info.addresses for h, info in hosts.items()})
     src_host = _text(out["ip_src"]).map(owner).fillna("")
     dst_host = _text(out["ip_dst"]).map(owner).fillna("")
-    out["src_host"] = src_host.to_numpy()
-    out["dst_host"] = dst_host.to_numpy()
+    out["src_host"] = pd.Series(src_host.to_numpy(), index=out.index, dtype=object)
+    out["dst_host"] = pd.Series(dst_host.to_numpy(), index=out.index, dtype=object)
     own_src = src_host.to_numpy() == host_col.to_numpy()
     own_dst = dst_host.to_numpy() == host_col.to_numpy()
-    out["dir"] = np.where(own_src, "tx", np.where(own_dst, "rx", ""))
+    out["dir"] = pd.Series(np.where(own_src, "tx", np.where(own_dst, "rx", "")).astype(object), index=out.index,
+                           dtype=object)
     out = out.sort_values(["t_ns", "host", "capture", "frame"], kind="stable").reset_index(drop=True)
     return out

@@ -46,7 +46,13 @@ class Timeline:
 
 
 def text(series: pd.Series) -> np.ndarray:
-    """A text column as a numpy array of str, whatever pandas dtype it arrived in."""
+    """A text column as a numpy array of str, whatever pandas dtype it arrived in.
+
+    `timeline.align` already stores text columns as plain object arrays of str, so on the aligned
+    table this is free; other dtypes (category, arrow strings) are converted.
+    """
+    if series.dtype == object:
+        return series.to_numpy()
     return series.astype(object).fillna("").astype(str).to_numpy()
 
 

@@ -23,8 +23,9 @@ def overlay_acks(tl: Timeline) -> pd.DataFrame:
         return rows.assign(ack_kind=pd.Series(dtype=object))
     index = rows["ctl_overlay_index"].to_numpy()
     sub = rows["ctl_overlay_subtag"].to_numpy()
-    fastdp_present = bool((text(pk["klass"]) == FASTDP_HB).any() or (sub[index == 0] == 0).any())
     # Forwarder index: fastdp 0 and sleeve 1 when both peers run fastdp, sleeve 0 otherwise (wire-format §2.3).
+    # Any message on index 1 means two forwarders, even where this capture shows no fastdp packet.
+    fastdp_present = bool((index == 1).any() or (text(pk["klass"]) == FASTDP_HB).any() or (sub[index == 0] == 0).any())
     sleeve_index = 1 if fastdp_present else 0
     kind = np.full(len(rows), "", dtype=object)
     kind[(index == 0) & (sub == 0) & fastdp_present] = "fastdp.hb_ack"

@@ -83,10 +83,10 @@ def _silent(tl: Timeline) -> pd.DataFrame:
                                 "", [{"address": str(addr), "frames_to": int(n), "host": name,
                                       "has_capture": bool(silent_hosts)}]))
     for host in sorted(silent_hosts):
-        mine = pk[text(pk["host"]) == host]
+        mine = pk[(text(pk["host"]) == host) & weave]
         if len(mine) < SILENT_MIN_FRAMES:
             continue
         rows.append(make_events(mine.iloc[[0]], "host.silent",
-                                f"{host}'s own capture shows it sending nothing ({len(mine)} frames received)",
+                                f"{host}'s own capture shows it sending nothing ({len(mine)} Weave frames received)",
                                 "", [{"address": "", "frames_to": len(mine), "host": host, "has_capture": True}]))
     return pd.concat(rows, ignore_index=True) if rows else empty_events()

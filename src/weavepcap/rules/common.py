@@ -93,3 +93,18 @@ def rows_of(events: pd.DataFrame, column: str, values: set[str]) -> pd.DataFrame
     if events.empty:
         return events
     return events[events[column].isin(values)]
+
+
+def fastdp_offered_not_working(ctx: Context) -> bool:
+    """Both peers run fastdp (overlay control uses forwarder index 1 for sleeve) but no fastdp heartbeat
+    was ever acked or received: fastdp did not come up, and these captures do not show why."""
+    pk = ctx.packets
+    if pk.empty:
+        return False
+    offered = bool(((text(pk["ctl_msg"]) == "overlay_ctl") & (pk["ctl_overlay_index"].to_numpy() == 1)).any())
+    if not offered:
+        return False
+    working = [p for p in heartbeat_paths(ctx, "weave.fastdp.heartbeat") if p.delivered or p.received or p.acked]
+    acks = overlay_acks(ctx.tl)
+    fast_acked = not acks.empty and bool((acks["ack_kind"] == "fastdp.hb_ack").any())
+    return not working and not fast_acked and ctx.class_frames("weave.fastdp.data") == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from weavepcap.model import Finding
 from weavepcap.rules.base import STATUS, Context, Rule
-from weavepcap.rules.common import heartbeat_paths
+from weavepcap.rules.common import fastdp_offered_not_working, heartbeat_paths
 
 
 def check(ctx: Context) -> list[Finding]:
@@ -18,6 +18,8 @@ def check(ctx: Context) -> list[Finding]:
     if not (fast or sleeve or fast_data or sleeve_data or not esp_in.empty):
         return []
     mode = "fastdp" if (fast or fast_data or not esp_in.empty) else "sleeve"
+    if mode == "sleeve" and fastdp_offered_not_working(ctx):
+        return []  # running on sleeve although fastdp was negotiated: not healthy, and not explained here
     paths = sorted({p.name for p in (fast if mode == "fastdp" else sleeve)})
     facts: dict[str, object] = {"mode": mode, "paths": paths, "fastdp_data_frames": fast_data,
                                 "sleeve_data_frames": sleeve_data}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from weavepcap.model import Finding
 from weavepcap.rules.base import STATUS, Context, Rule
+from weavepcap.rules.common import fastdp_offered_not_working
 
 
 def check(ctx: Context) -> list[Finding]:
@@ -20,6 +21,10 @@ def check(ctx: Context) -> list[Finding]:
     need = "; ".join(parts) if parts else "a longer capture covering the connection start on every host"
     facts: dict[str, object] = {"missing": need}
     msg = f"Weave traffic is present but the evidence does not decide; add {need}."
+    if fastdp_offered_not_working(ctx):
+        facts["fastdp_not_established"] = True
+        msg = ("Both peers negotiated fastdp but no fastdp heartbeat was ever seen arriving or acked: the hosts run on "
+               f"sleeve and these captures do not show why; add {need}.")
     return [ctx.finding(RULE, confidence=0.3, message=msg, facts=facts, evidence=[], hosts=[], path=None)]
 
 
