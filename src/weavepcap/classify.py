@@ -107,7 +107,9 @@ def classify(
     whole = ~fragment
     # --- Weave control: TCP weave_port either side (TCP fastdp_port on loopback is the HTTP API, not Weave) ---
     control = whole & tcp & ((sport == wp) | (dport == wp))
-    control_heartbeat = control & (columns["ctl_msg"] == "heartbeat")
+    control_heartbeat = np.zeros(n, dtype=bool)
+    control_rows = np.flatnonzero(control)  # compare text only where it can matter
+    control_heartbeat[control_rows] = columns["ctl_msg"][control_rows] == "heartbeat"
 
     # --- sleeve: UDP weave_port (source 6783 on both peers; the destination may be NAT-rewritten) ---
     sleeve = whole & udp & ((sport == wp) | (dport == wp))
