@@ -82,10 +82,14 @@ def peer_frame(a: int, b: int, l3: bytes, *, vlan: int | None = None) -> bytes:
     return ethernet(PEER_MACS[b], PEER_MACS[a], 0x0800, l3, vlan)
 
 
-def container_tcp(a: int, b: int, payload_len: int, flags: int) -> bytes:
-    """An inner Ethernet frame between containers of peers a and b (overlay 10.40.0.0/16)."""
-    inner_ip = ipv4(f"10.40.{a}.5", f"10.40.{b}.9", 6, tcp(43210 + a, 8080, 1000, 2000, flags, bytes(payload_len)))
-    return ethernet(0x7A0000000000 | b, 0x7A0000000000 | a, 0x0800, inner_ip, None)
+def container_tcp(a: int, b: int, payload_len: int, flags: int, *, reply: bool = False) -> bytes:
+    """An inner Ethernet frame of the connection from a container on peer a to one on peer b (10.40.0.0/16)."""
+    src, dst, sport, dport = f"10.40.{a}.5", f"10.40.{b}.9", 43210 + a, 8080
+    src_mac, dst_mac = 0x7A0000000000 | a, 0x7A0000000100 | b
+    if reply:
+        src, dst, sport, dport, src_mac, dst_mac = dst, src, dport, sport, dst_mac, src_mac
+    inner_ip = ipv4(src, dst, 6, tcp(sport, dport, 1000, 1000, flags, bytes(payload_len)))
+    return ethernet(dst_mac, src_mac, 0x0800, inner_ip, None)
 
 
 def fastdp(a: int, b: int, inner: bytes, *, df: bool = True) -> bytes:
@@ -142,14 +146,23 @@ def arp(a: int, target: str, reply: bool) -> bytes:
     return ethernet(0xFFFFFFFFFFFF if not reply else PEER_MACS[0], PEER_MACS[a], 0x0806, body + bytes(18))
 
 
-def background_tcp(k: int, payload_len: int, flags: int, vlan: int | None) -> bytes:
-    src, dst = BACKGROUND[k % 2], BACKGROUND[2 + k % 2]
-    segment = tcp(40000 + k, 443, 5000, 6000, flags, bytes(payload_len))
-    return ethernet(ROUTER_MAC, BACKGROUND_MAC, 0x0800, ipv4(src, dst, 6, segment, df=True), vlan)
+def background_tcp(k: int, payload_len: int, flags: int, vlan: int | None, *, reply: bool = False) -> bytes:
+    """One direction of background HTTPS connection k (server to client unless `reply`)."""
+    src, dst, sport, dport = BACKGROUND[2 + k % 2], BACKGROUND[k % 2], 443, 40000 + k
+    src_mac, dst_mac = ROUTER_MAC, BACKGROUND_MAC
+    if reply:
+        src, dst, sport, dport, src_mac, dst_mac = dst, src, dport, sport, dst_mac, src_mac
+    segment = tcp(sport, dport, 5000, 5000, flags, bytes(payload_len))
+    return ethernet(dst_mac, src_mac, 0x0800, ipv4(src, dst, 6, segment, df=True), vlan)
 
 
 def background_dns(k: int, response: bool) -> bytes:
-    payload = bytes(40 if not response else 160)
+    question = b"\x04host\x05weave\x05local\x00" + struct.pack("!HH", 1, 1)  # A IN
+    if response:
+        answer = struct.pack("!HHHIH", 0xC00C, 1, 1, 60, 4) + ip_bytes(PEERS[k % 4])
+        payload = struct.pack("!HHHHHH", 0, 0x8180, 1, 1, 0, 0) + question + answer
+    else:
+        payload = struct.pack("!HHHHHH", 0, 0x0100, 1, 0, 0, 0) + question
     src, dst, sport, dport = BACKGROUND[k % 2], "192.168.50.1", 50000 + k, 53
     if response:
         src, dst, sport, dport = dst, src, dport, sport
@@ -170,6 +183,7 @@ class Unit:
     frames: list[bytes]
     weight: float  # relative number of occurrences
     same_ip_id: bool = False  # every frame of one occurrence shares an IP ID (fragment trains)
+    ack_step: int = 1448  # pure ACKs: acknowledgement number advance per frame (keeps pace with the data)
 
 
 @dataclass
@@ -180,6 +194,10 @@ class Templates:
     start: np.ndarray  # int64: start of each template's record (header included) in blob
     length: np.ndarray  # int64: record length (16 + frame)
     ip_off: np.ndarray  # int64: offset of the outer IPv4 header inside the record, -1 if none
+    counter_at: np.ndarray  # int64: a 32-bit number that grows per frame (TCP seq/ack, ESP seq), -1 if none
+    counter_step: np.ndarray  # int64: its growth per frame of this template
+    id16_at: np.ndarray  # int64: a 16-bit ID shared by one occurrence (DNS transaction ID), -1 if none
+    sent: np.ndarray  # int64: frames of each template written so far (drives sequence numbers)
     units: list[Unit] = field(default_factory=list)
     unit_templates: list[np.ndarray] = field(default_factory=list)
 
@@ -190,7 +208,8 @@ def build_units() -> list[Unit]:
     pairs = [(a, b) for a in range(4) for b in range(4) if a != b]
     for a, b in pairs:
         units.append(Unit("fastdp.data.bulk", [fastdp(a, b, container_tcp(a, b, OVERLAY_MTU - 40, TCP_ACK))], 1.8))
-        units.append(Unit("fastdp.data.ack", [fastdp(b, a, container_tcp(b, a, 0, TCP_ACK))], 1.2))
+        ack = fastdp(b, a, container_tcp(a, b, 0, TCP_ACK, reply=True))
+        units.append(Unit("fastdp.data.ack", [ack], 1.2, ack_step=(OVERLAY_MTU - 40) * 3 // 2 * 9 // 10))
         units.append(Unit("fastdp.heartbeat", [fastdp(a, b, fastdp_heartbeat_inner(0x1111 * (a + 1) * (b + 1)))], 0.01))
         uid = (0x5EED0000 + a * 16 + b).to_bytes(8, "big")
         units.append(Unit("sleeve.heartbeat", [sleeve(a, b, [bytes(14) + uid], df=True)], 0.01))
@@ -209,11 +228,41 @@ def build_units() -> list[Unit]:
     units.append(Unit("arp", [arp(1, PEERS[0], False), arp(0, PEERS[1], True)], 0.05))
     for k in range(8):
         vlan = 120 if k >= 6 else None  # a quarter of the background flows arrive 802.1Q-tagged
-        units.append(Unit("background.tcp.bulk", [background_tcp(k, 1448, TCP_ACK, vlan)], 0.7))
-        units.append(Unit("background.tcp.ack", [background_tcp(k, 0, TCP_ACK, vlan)], 0.9))
+        units.append(Unit("background.tcp.bulk", [background_tcp(k, 1448, TCP_ACK, vlan)], 0.8))
+        ack = background_tcp(k, 0, TCP_ACK, vlan, reply=True)
+        units.append(Unit("background.tcp.ack", [ack], 0.4, ack_step=2 * 1448 * 9 // 10))
         units.append(Unit("background.dns", [background_dns(k, False), background_dns(k, True)], 0.15))
         units.append(Unit("background.ipv6", [background_ipv6(k, 1200)], 0.1))
     return units
+
+
+def patch_points(frame: bytes, ack_step: int) -> tuple[int, int, int]:
+    """Where a frame's per-frame counter and per-occurrence ID live: (counter offset, step, id16 offset).
+
+    The counter is the TCP sequence number of a data segment or the acknowledgement number of a pure
+    ACK (through VXLAN for fastdp), or the ESP sequence number; the ID is a DNS transaction ID.
+    """
+    offset = 16 if frame[12:14] == b"\x81\x00" else 12
+    ethertype, offset = int.from_bytes(frame[offset : offset + 2], "big"), offset + 2
+    if ethertype == 0x86DD:
+        return (offset + 44, len(frame) - offset - 60, -1) if frame[offset + 6] == 6 else (-1, 0, -1)
+    if ethertype != 0x0800 or int.from_bytes(frame[offset + 6 : offset + 8], "big") & 0x3FFF:
+        return -1, 0, -1
+    proto, l4 = frame[offset + 9], offset + 20
+    if proto == 50:
+        return l4 + 4, 1, -1
+    if proto == 17:
+        ports = int.from_bytes(frame[l4 : l4 + 2], "big"), int.from_bytes(frame[l4 + 2 : l4 + 4], "big")
+        if 53 in ports:
+            return -1, 0, l4 + 8
+        if ports[1] != FASTDP_PORT or frame[l4 + 16 + 12 : l4 + 16 + 14] != b"\x08\x00":
+            return -1, 0, -1
+        offset = l4 + 16 + 14
+        proto, l4 = frame[offset + 9], offset + 20
+    if proto != 6:
+        return -1, 0, -1
+    payload = int.from_bytes(frame[offset + 2 : offset + 4], "big") - 40
+    return (l4 + 4, payload, -1) if payload > 0 else (l4 + 8, ack_step, -1)
 
 
 def build_templates(units: list[Unit]) -> Templates:
@@ -221,6 +270,7 @@ def build_templates(units: list[Unit]) -> Templates:
     starts: list[int] = []
     lengths: list[int] = []
     ip_offsets: list[int] = []
+    counters: list[tuple[int, int, int]] = []
     unit_templates: list[np.ndarray] = []
     position = 0
     for unit in units:
@@ -233,6 +283,10 @@ def build_templates(units: list[Unit]) -> Templates:
             ethertype_at = 16 if frame[12:14] == b"\x81\x00" else 12
             is_ipv4 = frame[ethertype_at : ethertype_at + 2] == b"\x08\x00"
             ip_offsets.append(RECORD_HEADER + ethertype_at + 2 if is_ipv4 else -1)
+            counter_at, step, id16_at = patch_points(frame, unit.ack_step)
+            counters.append((
+                RECORD_HEADER + counter_at if counter_at >= 0 else -1, step, RECORD_HEADER + id16_at if id16_at >= 0 else -1
+            ))
             pieces.append(record)
             position += len(record)
         unit_templates.append(np.array(ids, dtype=np.int64))
@@ -241,6 +295,10 @@ def build_templates(units: list[Unit]) -> Templates:
         start=np.array(starts, dtype=np.int64),
         length=np.array(lengths, dtype=np.int64),
         ip_off=np.array(ip_offsets, dtype=np.int64),
+        counter_at=np.array([c[0] for c in counters], dtype=np.int64),
+        counter_step=np.array([c[1] for c in counters], dtype=np.int64),
+        id16_at=np.array([c[2] for c in counters], dtype=np.int64),
+        sent=np.zeros(len(starts), dtype=np.int64),
         units=units,
         unit_templates=unit_templates,
     )
@@ -306,6 +364,27 @@ def render_block(
     csum = ~total16 & 0xFFFF
     out[base + 10] = csum >> 8
     out[base + 11] = csum & 0xFF
+
+    # Each template is one direction of one flow, so its TCP sequence (data) or acknowledgement
+    # (pure ACK) number, or ESP sequence number, advances with every frame as on a real connection;
+    # DNS IDs change per query. Constant numbers would make tshark see millions of retransmissions.
+    order = np.argsort(template_ids, kind="stable")
+    group_start = np.searchsorted(template_ids[order], np.arange(len(templates.start)))
+    rank = np.empty(len(template_ids), dtype=np.int64)
+    rank[order] = np.arange(len(template_ids)) - group_start[template_ids[order]]
+    sent_before = templates.sent[template_ids] + rank
+    templates.sent += np.bincount(template_ids, minlength=len(templates.start))
+    counter_at = templates.counter_at[template_ids]
+    has_counter = counter_at >= 0
+    field_at = out_start[has_counter] + counter_at[has_counter]
+    number = (1_000_000 + sent_before[has_counter] * templates.counter_step[template_ids][has_counter]) & 0xFFFFFFFF
+    for byte in range(4):
+        out[field_at + byte] = (number >> (24 - 8 * byte)) & 0xFF
+    id16_at = templates.id16_at[template_ids]
+    has_id = id16_at >= 0
+    field_at = out_start[has_id] + id16_at[has_id]
+    out[field_at] = (occurrence[has_id] >> 8) & 0xFF
+    out[field_at + 1] = occurrence[has_id] & 0xFF
     return out
 
 

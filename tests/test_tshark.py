@@ -83,7 +83,7 @@ def test_fragment_train_keeps_ports_on_the_first_fragment_only(weave_capture: Pa
 def test_link_layer_vlan_arp_ipv6_and_tcp(weave_capture: Path) -> None:
     need_tool("tshark")
     t = table(weave_capture)
-    assert (t.loc[45].vlan, t.loc[45].ethertype, t.loc[45].l3_off, t.loc[45].dport) == (120, 0x0800, 18, 443)
+    assert (t.loc[45].vlan, t.loc[45].ethertype, t.loc[45].l3_off, t.loc[45].sport) == (120, 0x0800, 18, 443)
     assert (t.loc[45].tcp_flags, t.loc[45].l4_payload_len) == (0x18, 100)
     assert (t.loc[46].ethertype, t.loc[46].ip_version, t.loc[46].ip_src) == (0x0806, 0, "")
     assert (t.loc[47].ip_version, t.loc[47].ip_proto, t.loc[47].ip_len, t.loc[47].ip_hdr_len) == (6, 6, 40 + 20 + 10, 40)
