@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import time
@@ -160,6 +161,9 @@ def run_group(
         if not isinstance(exc, WeavepcapError) and os.environ.get("WEAVEPCAP_DEBUG"):
             traceback.print_exc()
         key = None
+        for stale in (ANALYSIS_NAME, REPORT_NAME):  # outputs of an earlier run would no longer match the inputs
+            with contextlib.suppress(OSError):
+                (group_dir / stale).unlink(missing_ok=True)
     row["seconds"] = round(time.perf_counter() - started, 3)
     row["worker_pid"] = os.getpid()
     try:
