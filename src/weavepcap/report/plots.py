@@ -87,12 +87,13 @@ def packet_sizes(packets: PlotData, paths: PlotData, host_order: Sequence[str] =
             if not rows:
                 continue
             is_icmp = klass in ("icmp.frag_needed", "icmpv6.packet_too_big")
+            is_heartbeat = klass.endswith(".heartbeat")
             label = klass if klass not in shown_labels else None
             shown_labels.add(klass)
             ax.scatter(
                 [r["t"] for r in rows],
                 [r["size"] for r in rows],
-                s=70 if is_icmp else 14,
+                s=70 if is_icmp else 30 if is_heartbeat else 14,
                 c=colour,
                 marker="*" if is_icmp else marker,
                 edgecolors="black" if is_icmp else "none",
@@ -135,10 +136,13 @@ def tx_rx_rates(rates: PlotData, host_order: Sequence[str] = ()) -> bytes:
     axes = fig.subplots(len(hosts), 1, sharex=True, squeeze=False)[:, 0]
     for ax, host in zip(axes, hosts, strict=True):
         rows = sorted((r for r in rates if r["host"] == host), key=lambda r: r["second"])
-        seconds = [r["second"] for r in rows]
+        # Each count covers [second, second + 1): repeat the last one so the final second gets its width.
+        seconds = [r["second"] for r in rows] + [rows[-1]["second"] + 1]
+        tx = [r["tx"] for r in rows] + [rows[-1]["tx"]]
+        rx = [r["rx"] for r in rows] + [rows[-1]["rx"]]
         # Solid vs dashed as well as colour, so the two series stay apart in greyscale print.
-        ax.step(seconds, [r["tx"] for r in rows], where="post", color=VERMILLION, linewidth=1.6, label="transmitted (tx)")
-        ax.step(seconds, [r["rx"] for r in rows], where="post", color=BLUE, linewidth=1.6, linestyle="--", label="received (rx)")
+        ax.step(seconds, tx, where="post", color=VERMILLION, linewidth=1.6, label="transmitted (tx)")
+        ax.step(seconds, rx, where="post", color=BLUE, linewidth=1.6, linestyle="--", label="received (rx)")
         ax.set_ylabel("packets/s")
         ax.set_ylim(bottom=0)
         ax.set_title(host, loc="left", fontsize=9)
