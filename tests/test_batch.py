@@ -260,3 +260,12 @@ def test_cli_exit_codes_progress_and_bad_arguments(tmp_path: Path, monkeypatch: 
     assert missing.exit_code == 2
     assert missing.output.strip().endswith("missing: no such file or directory")
     assert "Traceback" not in missing.output
+
+
+def test_an_unreadable_capture_fails_its_group_before_analysis(tmp_path: Path) -> None:
+    root = make_incidents(tmp_path / "in")
+    (root / "inc-gone").mkdir()
+    (root / "inc-gone" / "a.pcap").symlink_to(tmp_path / "deleted.pcap")  # a dangling link
+    summary = batch([root], tmp_path / "out").set_index("group")
+    assert summary.loc["inc-gone", "error"] == "inc-gone/a.pcap: cannot read: No such file or directory"
+    assert summary["error"].notna().sum() == 1

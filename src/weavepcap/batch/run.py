@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ from weavepcap.batch.runner import (
 from weavepcap.batch.summary import summary_frame, write_index, write_summary
 from weavepcap.settings import DEFAULT_SETTINGS, Settings
 
+DIGEST_THREADS = 4
 _RESERVED = {"index.html", "summary.csv", "summary.parquet"}
 
 
@@ -76,6 +78,18 @@ def _unique_slugs(groups: list[Group]) -> dict[str, str]:
         taken.add(slug)
         slugs[group.name] = slug
     return slugs
+
+
+def _digests(paths: list[str]) -> dict[str, str | OSError]:
+    """sha256 of every capture (or the OSError reading it), a few at a time: hashlib releases the GIL."""
+    def one(path: str) -> str | OSError:
+        try:
+            return file_digest(path)
+        except OSError as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=DIGEST_THREADS) as pool:
+        return dict(zip(paths, pool.map(one, paths), strict=True))
 
 
 class _Progress:
@@ -137,6 +151,7 @@ def run_batch(
     discovery = discover(paths, out, group_by=group_by, settings=settings)
     slugs = _unique_slugs(discovery.groups)
 
+    digests = _digests([c.path for g in discovery.groups if not g.error for c in g.captures])
     rows: list[dict[str, Any]] = []
     tasks: list[GroupTask] = []
     for group in discovery.groups:
@@ -145,14 +160,15 @@ def run_batch(
         if group.error:
             rows.append(failed_row(group.name, group.error, hosts=hosts) | {"status": "failed"})
             continue
-        try:
-            key = group_key(((c.host, file_digest(c.path)) for c in group.captures), settings)
-        except OSError as exc:
-            row = failed_row(group.name, f"{exc.filename and Path(exc.filename).name}: cannot read: {exc.strerror}",
+        unreadable = [(c, digests[c.path]) for c in group.captures if isinstance(digests[c.path], OSError)]
+        if unreadable:
+            capture, exc = unreadable[0]
+            row = failed_row(group.name, f"{capture.shown or capture.rel}: cannot read: {exc.strerror or exc}",
                              captures=len(group.captures), hosts=hosts)
             write_record(group_dir, None, row)
             rows.append(row | {"status": "failed"})
             continue
+        key = group_key(((c.host, str(digests[c.path])) for c in group.captures), settings)
         stored = None if force else done_row(group_dir, key)
         if stored is not None:
             rows.append(stored | {"group": group.name, "status": "resumed"})

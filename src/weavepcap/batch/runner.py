@@ -200,7 +200,8 @@ def run_local(tasks: list[GroupTask], function: TaskFunction, workers: int) -> I
         pool_size = 1 if last_round else max(1, min(workers, len(pending)))
         batches = [[t] for t in pending] if last_round else [pending]
         for batch in batches:
-            with ProcessPoolExecutor(max_workers=pool_size, mp_context=context) as pool:
+            pool = ProcessPoolExecutor(max_workers=pool_size, mp_context=context)
+            try:
                 futures: dict[Future[dict[str, Any]], GroupTask] = {pool.submit(function, t): t for t in batch}
                 remaining = set(futures)
                 while remaining:
@@ -216,6 +217,11 @@ def run_local(tasks: list[GroupTask], function: TaskFunction, workers: int) -> I
                                 broken.append(task)
                         except Exception as exc:  # e.g. a task that cannot be pickled
                             yield _task_failed_row(task, one_line_error(exc, task.out_root))
+            except BaseException:
+                # Interrupted (Ctrl-C) or abandoned: drop the queued groups instead of waiting for them.
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            pool.shutdown(wait=True)
         pending = broken
 
 
