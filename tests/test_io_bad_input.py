@@ -243,3 +243,36 @@ def test_many_tiny_truncations_never_hang(tmp_path: Path) -> None:
         assert numbers == list(range(1, len(numbers) + 1))
         if cut not in boundaries:  # a cut between blocks looks like a complete, shorter file
             assert capture.info.damage
+
+
+def test_random_corruption_never_crashes(tmp_path: Path) -> None:
+    """Seeded mutation fuzzing: every damaged file gives frames (+ damage) or one CaptureError."""
+    frames = [bytes([i]) * (i * 13 % 200) for i in range(30)]
+    interfaces = [WriterInterface(1, 9, "eth0", tsoffset_s=5), WriterInterface(113, 0x80 | 20)]
+    bases = [
+        pcap_bytes(frames),
+        pcap_bytes(frames, nanosecond=True, big_endian=True),
+        pcapng_bytes(frames, interfaces=interfaces, iface=[i % 2 for i in range(30)],
+                     block=["epb", "pb", "spb"] * 10, big_endian=True),
+        pcapng_bytes(frames) + pcapng_bytes(frames, big_endian=True),
+    ]
+    rng = random.Random(2026)
+    path = tmp_path / "fuzz.bin"
+    for _ in range(300):
+        data = bytearray(rng.choice(bases))
+        for _ in range(rng.randint(1, 6)):
+            where = rng.randrange(len(data))
+            roll = rng.random()
+            if roll < 0.6:
+                data[where] = rng.randrange(256)
+            elif roll < 0.8:
+                del data[where : where + rng.randint(1, 20)]
+            else:
+                data[where:where] = rng.randbytes(rng.randint(1, 8))
+        path.write_bytes(bytes(data))
+        try:
+            _, numbers = read(str(path))
+        except CaptureError as error:
+            assert "\n" not in str(error)
+            continue
+        assert numbers == list(range(1, len(numbers) + 1))

@@ -35,6 +35,11 @@ def u32_at(buf: np.ndarray, end: int, dtype: np.dtype) -> np.ndarray:
     return np.ndarray(shape=(end - 3,), dtype=dtype, buffer=buf, offset=0, strides=(1,))
 
 
+def linktype_column(linktype: int) -> int:
+    """The int16 `linktype` column value: the link type, or -1 when it does not fit (no real one is that big)."""
+    return linktype if 0 <= linktype <= 32767 else -1
+
+
 class PcapHeader(NamedTuple):
     byte_order: str  # "little" | "big"
     precision: str  # "us" | "ns"
@@ -130,7 +135,7 @@ class PcapWalker:
             caplen=caplen.astype(np.int32),
             wirelen=np.minimum(wire, INT32_MAX).astype(np.int32),
             ts_ns=ts_ns,
-            linktype=np.full(n, self.header.linktype, dtype=np.int16),
+            linktype=np.full(n, linktype_column(self.header.linktype), dtype=np.int16),
             iface=np.zeros(n, dtype=np.int16),
             frame=np.arange(first_frame, first_frame + n, dtype=np.int64),
             file_offset=positions + stream_offset,

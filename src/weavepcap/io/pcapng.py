@@ -7,7 +7,7 @@ from array import array
 
 import numpy as np
 
-from weavepcap.io.pcap import INT32_MAX, MAX_CAPLEN, Walk, u32_at
+from weavepcap.io.pcap import INT32_MAX, MAX_CAPLEN, Walk, linktype_column, u32_at
 from weavepcap.io.records import CaptureInfo, Damage, FrameChunk, Interface
 
 BLOCK_SHB = 0x0A0D0D0A
@@ -59,7 +59,8 @@ class _Resolution:
     def __init__(self, code: int, offset_s: int) -> None:
         self.power_of_two = bool(code & 0x80)
         self.exponent = code & 0x7F
-        self.offset_ns = offset_s * 1_000_000_000
+        # a corrupt if_tsoffset must not overflow int64 nanoseconds: keep it within +-2^32 s
+        self.offset_ns = max(-(2**32), min(2**32, offset_s)) * 1_000_000_000
 
     def tsresol_ns(self) -> float:
         per_second = (1 << self.exponent) if self.power_of_two else 10**self.exponent
@@ -311,7 +312,7 @@ class PcapngWalker:
 
         section_map = np.array(self._section_ifaces, dtype=np.int64)
         iface = section_map[local_iface]
-        linktypes = np.array([i.linktype for i in self.info.interfaces], dtype=np.int64)
+        linktypes = np.array([linktype_column(i.linktype) for i in self.info.interfaces], dtype=np.int64)
         units = (ts_high.astype(np.uint64) << np.uint64(32)) | ts_low.astype(np.uint64)
         ts_ns = np.zeros(n, dtype=np.int64)
         if len(self._section_ifaces) == 1:

@@ -6,6 +6,7 @@ import bz2
 import gzip
 import lzma
 import os
+import struct
 import sys
 import zlib
 from collections.abc import Iterator
@@ -283,7 +284,13 @@ class Capture:
                 del tail
                 start = 0
                 while True:  # walk this buffer; again from where it stopped when a chunk filled up
-                    walk = self._walker.walk(buf, start, end, next_frame, offset)
+                    try:
+                        walk = self._walker.walk(buf, start, end, next_frame, offset)
+                    except (struct.error, IndexError, ValueError, OverflowError) as exc:
+                        # A safety net: a walker bug on odd bytes must end in damage, not a traceback.
+                        self._damage(Damage(f"unreadable data ({exc}): reading stopped there",
+                                            frame=next_frame, offset=offset + start), next_frame)
+                        return
                     if walk.chunk is not None:
                         self._note_linktypes(walk.chunk)
                         yield walk.chunk
@@ -319,7 +326,7 @@ class Capture:
         """Note once per link type the decoder does not know: its frames are read but stay opaque."""
         candidates = {i.linktype for i in self.info.interfaces} - self._linktypes_noted - KNOWN_LINKTYPES.keys()
         for value in sorted(candidates):
-            hits = np.flatnonzero(chunk.linktype == value)
+            hits = np.flatnonzero(chunk.linktype == pcap.linktype_column(value))
             if hits.size:
                 self._linktypes_noted.add(value)
                 self.info.damage.append(Damage(
