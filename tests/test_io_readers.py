@@ -305,3 +305,15 @@ def test_frame_larger_than_the_chunk_size(tmp_path: Path) -> None:
         capture = open_capture(CaptureSpec(str(path)), SMALL)
         assert frames_of(read_all(capture)) == frames
         assert capture.info.damage == []
+
+
+def test_stdin_through_a_real_pipe(tmp_path: Path) -> None:
+    """Short reads from a pipe: the compressed capture arrives in pieces and is still read whole."""
+    import subprocess
+
+    data = compress(pcapng_bytes([bytes([i % 256]) * 900 for i in range(300)]), "zstd")
+    program = ("from weavepcap.io import open_capture; from weavepcap.settings import Settings; "
+               "c = open_capture('-', Settings(chunk_bytes=4096)); "
+               "print(sum(len(k) for k in c.chunks()), c.info.compression, len(c.info.damage))")
+    done = subprocess.run([sys.executable, "-c", program], input=data, capture_output=True, timeout=60, check=True)
+    assert done.stdout.split() == [b"300", b"zstd", b"0"]
