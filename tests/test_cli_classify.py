@@ -125,3 +125,18 @@ def test_tshark_dissector(weave_pcap: Path) -> None:
     assert code == 0, err
     classes = json.loads(out)["captures"][0]["classes"]
     assert classes["weave.fastdp.heartbeat"]["frames"] == 1 and classes["weave.sleeve.fragtest"]["frames"] == 41
+
+
+def test_timeline_unwritable_is_one_line(weave_pcap: Path, tmp_path: Path) -> None:
+    code, out, err = run("--timeline", str(tmp_path / "no-such-dir" / "t.csv"), str(weave_pcap))
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "cannot write" in err
+
+
+def test_timeline_parquet_types(weave_pcap: Path, tmp_path: Path) -> None:
+    out_path = tmp_path / "t.parquet"
+    assert run("--timeline", str(out_path), str(weave_pcap))[0] == 0
+    table = pd.read_parquet(out_path)
+    assert str(table["frame"].dtype) == "int64" and str(table["eth_src"].dtype) == "uint64"
+    assert table["frame"].tolist() == list(range(1, 55))
+    assert table.loc[table["klass"] == "weave.fastdp.heartbeat", "overlay_mtu"].tolist() == [1376]

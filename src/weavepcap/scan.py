@@ -30,12 +30,15 @@ from weavepcap.settings import DEFAULT_SETTINGS, Settings
 KEEP_CHOICES = ("notable", "all", "none")
 DISSECTORS = ("native", "tshark")
 Progress = Callable[[int, int], None]
+Sink = Callable[[pd.DataFrame], None]
 
 # ESP whose peers are not (yet) known to speak Weave carries this provisional class until the
 # end of the capture, when the whole capture's Weave endpoints decide it (Weave ESP or `other`).
 _ESP_PENDING = "?esp"
 # Partial per-second flow tables are merged once they hold this many rows (bounds memory and work).
 _FLOW_COMPACT_ROWS = 1_000_000
+# A sink gets rows in frame order; at most this many kept rows wait for an unresolved fragment train.
+REORDER_MAX_ROWS = 1_000_000
 PCAP_RECORD_HEADER = 16
 
 
@@ -121,6 +124,7 @@ def scan_capture(
     progress: Progress | None = None,
     dissector: str = "native",
     flows: bool = True,
+    sink: Sink | None = None,
 ) -> ScanResult:
     """Run one capture through io → decode → defrag → classify → aggregates.
 
@@ -128,6 +132,9 @@ def scan_capture(
     is not `other`, "all", "none"), the open fragment trains and the small aggregates.
     `progress(bytes_done, bytes_total)` is called after each chunk (total 0 when unknown).
     `flows=False` skips the per-second flow table (faster when nobody needs it).
+    `sink`: called with the kept rows (a DataFrame, `capture` and `host` included) as they settle, in
+    frame order, instead of collecting them in `ScanResult.packets` (which is then empty): memory
+    stays bounded whatever `keep` is.
     Raises CaptureError (one line) when the capture cannot be read at all.
     """
     if isinstance(spec, str):
@@ -138,7 +145,7 @@ def scan_capture(
         raise ValueError(f"dissector must be one of {DISSECTORS}, not {dissector!r}")
     info, decoded = _open(spec, settings, dissector, progress)
     host = resolve_host(spec, info)
-    pipeline = _Pipeline(settings, info.name, host, keep, flows)
+    pipeline = _Pipeline(settings, info.name, host, keep, flows, sink)
     for columns, payloads in decoded:
         pipeline.add_chunk(columns, payloads)
     return pipeline.finish(info)
@@ -211,8 +218,10 @@ def _concat(a: dict[str, np.ndarray] | None, b: dict[str, np.ndarray]) -> dict[s
 class _Pipeline:
     """Per-capture state across chunks: the defragmenter, rows awaiting their train, aggregates, kept rows."""
 
-    def __init__(self, settings: Settings, capture: str, host: str, keep: str, flows: bool) -> None:
+    def __init__(self, settings: Settings, capture: str, host: str, keep: str, flows: bool,
+                 sink: Sink | None = None) -> None:
         self.settings = settings
+        self.sink = sink
         self.capture = capture
         self.host = host
         self.keep = keep
@@ -228,6 +237,7 @@ class _Pipeline:
         # Older waiting rows and the new chunk are resolved apart, so the chunk itself is never copied.
         older = self._resolve(self.pending, annotations) if self.pending is not None else None
         self.pending = _concat(older, self._resolve(columns, annotations))
+        self.drain(final=False)
 
     def finish(self, info: CaptureInfo) -> ScanResult:
         annotations = self.defrag.finish()
@@ -235,6 +245,7 @@ class _Pipeline:
             rest = self._resolve(self.pending, annotations)
             assert not len(rest["frame"]), "every fragment is annotated at the end of the capture"
         self.pending = None
+        self.drain(final=True)
         packets = self._packets()
         summary = self.agg.summary(self.weave_hosts)
         summary.fragment_trains = {k: v for k, v in self.defrag.counts.items() if v}
@@ -292,19 +303,7 @@ class _Pipeline:
         self.kept.append(_frame({name: batch[name] for name in COLUMN_NAMES}))
 
     def _packets(self) -> pd.DataFrame:
-        if self.kept:
-            frame = pd.concat(self.kept, ignore_index=True) if len(self.kept) > 1 else self.kept[0]
-        else:
-            frame = pd.DataFrame({name: array for name, array in empty_columns(0).items()})
-        self.kept = []
-        esp = (frame["klass"] == _ESP_PENDING).to_numpy()
-        if esp.any():
-            weave = _between(frame["ip_src"].to_numpy(), frame["ip_dst"].to_numpy(), self.weave_hosts)
-            frame.loc[esp & weave, "klass"] = "weave.fastdp.esp"
-            frame.loc[esp & weave, "uncertain"] = False
-            frame.loc[esp & ~weave, "klass"] = "other"
-            if self.keep == "notable":
-                frame = frame[~(esp & ~weave)]
+        frame = self._settle(self._take_kept(), final=True)
         frame = frame.sort_values("frame", kind="stable").reset_index(drop=True)
         frame["capture"] = pd.Categorical([self.capture] * len(frame))
         frame["host"] = pd.Categorical([self.host] * len(frame))
@@ -312,6 +311,53 @@ class _Pipeline:
             frame[name] = frame[name].astype("category")
         return frame
 
+    def _take_kept(self) -> pd.DataFrame:
+        if self.kept:
+            frame = pd.concat(self.kept, ignore_index=True) if len(self.kept) > 1 else self.kept[0]
+        else:
+            frame = _frame(empty_columns(0))
+        self.kept = []
+        return frame
+
+    def _settle(self, frame: pd.DataFrame, *, final: bool) -> pd.DataFrame:
+        """Decide provisional ESP rows between known Weave peers; at the end (`final`) the rest become `other`."""
+        esp = (frame["klass"] == _ESP_PENDING).to_numpy()
+        if not esp.any():
+            return frame
+        weave = esp & _between(frame["ip_src"].to_numpy(), frame["ip_dst"].to_numpy(), self.weave_hosts)
+        frame.loc[weave, "klass"] = "weave.fastdp.esp"
+        frame.loc[weave, "uncertain"] = False
+        if final:
+            frame.loc[esp & ~weave, "klass"] = "other"
+            if self.keep == "notable":
+                frame = frame[~(esp & ~weave)]
+        return frame
+
+    def drain(self, *, final: bool) -> None:
+        """Hand kept rows to the sink in frame order, holding back what is not settled yet (within a bound)."""
+        if self.sink is None or not self.kept:
+            return
+        frame = self._settle(self._take_kept(), final=final)
+        if not final:
+            # Rows from the first unresolved fragment or provisional ESP row on wait for it (within a bound).
+            esp_frames = frame.loc[frame["klass"] == _ESP_PENDING, "frame"]
+            starts = [int(esp_frames.min())] if len(esp_frames) else []
+            if self.pending is not None and len(self.pending["frame"]):
+                starts.append(int(self.pending["frame"].min()))
+            waiting = frame[frame["frame"] >= min(starts)] if starts else frame.iloc[:0]
+            if len(waiting) > REORDER_MAX_ROWS:
+                # Too much waits: settle provisional ESP as `other` now (the summary may still count it as
+                # Weave ESP if its peers turn up later) and let fragment rows follow out of order.
+                frame = self._settle(frame, final=True)
+                waiting = frame.iloc[:0]
+            if len(waiting):
+                self.kept = [waiting.reset_index(drop=True)]
+                frame = frame.drop(index=waiting.index)
+        if len(frame):
+            frame = frame.sort_values("frame", kind="stable").reset_index(drop=True)
+            frame["capture"] = self.capture
+            frame["host"] = self.host
+            self.sink(frame)
 
 def _frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:
     """A DataFrame over the arrays as they are: text stays `object` (pandas would convert it to its
@@ -576,20 +622,58 @@ def _address_key(address: str) -> tuple[int, str]:
     return (1 if ":" in address else 0, address)
 
 
+class TimelineWriter:
+    """Streams packet-table rows into one CSV or Parquet file (by the suffix), batch by batch."""
+
+    SUFFIXES = (".csv", ".parquet")
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.suffix = self.path.suffix.lower()
+        if self.suffix not in self.SUFFIXES:
+            raise ValueError(f"{self.path}: timeline must end in .csv or .parquet")
+        self.rows = 0
+        self._parquet: object | None = None
+        self._started = False
+
+    def write(self, frame: pd.DataFrame) -> None:
+        table = frame.astype({c: "object" for c in (*TEXT_COLUMNS, "capture", "host") if c in frame.columns})
+        if self.suffix == ".csv":
+            table.to_csv(self.path, mode="a" if self._started else "w", header=not self._started, index=False)
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            arrow = pa.Table.from_pandas(table, schema=_timeline_schema(), preserve_index=False)
+            if self._parquet is None:
+                self._parquet = pq.ParquetWriter(self.path, arrow.schema)
+            self._parquet.write_table(arrow)  # type: ignore[attr-defined]
+        self._started = True
+        self.rows += len(frame)
+
+    def close(self) -> int:
+        """Finish the file (an empty table with every column when nothing was written); returns rows."""
+        if not self._started:
+            self.write(_frame({**empty_columns(0), "capture": np.zeros(0, dtype=object),
+                               "host": np.zeros(0, dtype=object)}))
+        if self._parquet is not None:
+            self._parquet.close()  # type: ignore[attr-defined]
+            self._parquet = None
+        return self.rows
+
+
+def _timeline_schema() -> object:
+    import pyarrow as pa
+
+    fields = [pa.field(c.name, pa.string() if c.dtype == "str" else pa.from_numpy_dtype(np.dtype(c.dtype)))
+              for c in PACKET_COLUMNS]
+    return pa.schema([*fields, pa.field("capture", pa.string()), pa.field("host", pa.string())])
+
+
 def write_timeline(results: list[ScanResult], path: str | Path) -> int:
     """Write the kept rows of every result as one CSV or Parquet table (by the file suffix); returns rows."""
-    path = Path(path)
-    frames = [r.packets for r in results]
-    if frames:
-        table = pd.concat([f.astype({c: "str" for c in (*TEXT_COLUMNS, "capture", "host")}) for f in frames],
-                          ignore_index=True)
-    else:
-        table = pd.DataFrame({c.name: pd.Series(dtype="str" if c.dtype == "str" else c.dtype) for c in PACKET_COLUMNS})
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        table.to_parquet(path, index=False)
-    elif suffix == ".csv":
-        table.to_csv(path, index=False)
-    else:
-        raise ValueError(f"{path}: timeline must end in .csv or .parquet")
-    return len(table)
+    writer = TimelineWriter(path)
+    for result in results:
+        if len(result.packets):
+            writer.write(result.packets)
+    return writer.close()

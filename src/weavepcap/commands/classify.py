@@ -15,12 +15,11 @@ import typer
 from weavepcap.commands._common import err_console, one_line_errors, parse_specs
 from weavepcap.errors import CaptureError, ExitCode, UsageError
 from weavepcap.io.records import CaptureSpec
-from weavepcap.scan import DISSECTORS, Progress, ScanResult, scan_capture, write_timeline
+from weavepcap.scan import DISSECTORS, Progress, ScanResult, TimelineWriter, scan_capture
 from weavepcap.settings import DEFAULT_SETTINGS, Settings
 
 FORMAT_VERSION = 1  # bump on any incompatible change of the JSON below (README, section classify)
 FORMATS = ("text", "json")
-TIMELINE_SUFFIXES = (".csv", ".parquet")
 PROGRESS_MIN_BYTES = 64 * 1024 * 1024  # smaller files finish before a bar would help
 
 
@@ -44,7 +43,7 @@ def command(
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {output_format!r}")
     if dissector not in DISSECTORS:
         raise UsageError(f"--dissector must be one of {', '.join(DISSECTORS)}, not {dissector!r}")
-    if timeline is not None and timeline.suffix.lower() not in TIMELINE_SUFFIXES:
+    if timeline is not None and timeline.suffix.lower() not in TimelineWriter.SUFFIXES:
         raise UsageError(f"--timeline {timeline}: the file name must end in .csv or .parquet")
     for port in (weave_port, weave_port + 1, *(vxlan_ports or ())):
         if not 0 < port < 65536:
@@ -55,13 +54,15 @@ def command(
     if sum(1 for s in specs if s.path == "-") > 1:
         raise UsageError("standard input (-) can be named only once")
 
+    writer = _timeline_writer(timeline) if timeline is not None else None
     results: list[ScanResult] = []
     failed: list[CaptureError] = []
-    keep = "all" if timeline is not None else "none"
     for spec in specs:
         try:
             with _progress_bar(spec) as progress:
-                result = scan_capture(spec, settings, keep=keep, progress=progress, dissector=dissector, flows=False)
+                # Timeline rows stream to the file as they settle: memory does not grow with the capture.
+                result = scan_capture(spec, settings, keep="all" if writer else "none", progress=progress,
+                                      dissector=dissector, flows=False, sink=writer.write if writer else None)
         except CaptureError as exc:
             if len(specs) == 1:
                 raise
@@ -76,11 +77,20 @@ def command(
         typer.echo(json.dumps(document, indent=2))
     else:
         typer.echo(render_text(results), nl=False)
-    if timeline is not None:
-        rows = write_timeline(results, timeline)
+    if writer is not None:
+        rows = writer.close()
         print(f"weavepcap: wrote {rows} rows to {timeline}", file=sys.stderr)
     if failed:
         raise typer.Exit(code=int(ExitCode.BAD_INPUT))
+
+
+def _timeline_writer(path: Path) -> TimelineWriter:
+    """Open the timeline file now, so an unwritable path fails before any capture is read."""
+    try:
+        path.open("wb").close()
+    except OSError as exc:
+        raise UsageError(f"--timeline {path}: cannot write: {exc.strerror or exc}") from None
+    return TimelineWriter(path)
 
 
 def _warn_damage(result: ScanResult) -> None:
