@@ -25,6 +25,7 @@ from weavepcap.report.htmlreport import (
     load_analysis,
     render_html,
     write_html,
+    write_plots,
 )
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -311,3 +312,10 @@ def test_cli_report_bad_input_is_one_line_and_exit_3(tmp_path: Path, name: str, 
     assert len(lines) == 1 and lines[0].startswith("weavepcap: error: ") and expected in lines[0], result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "out.html").exists()
+
+
+def test_write_plots_writes_only_the_pngs(tmp_path: Path) -> None:
+    written = write_plots(fixture("healthy"), tmp_path / "plots")
+    assert [p.name for p in written] == list(PLOT_FILES)
+    assert all(p.read_bytes().startswith(PNG_MAGIC) for p in written)
+    assert not list(tmp_path.glob("*.html"))

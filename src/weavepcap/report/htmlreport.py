@@ -196,10 +196,26 @@ def write_html(doc: Mapping[str, Any], out_path: str | Path, plots_dir: str | Pa
     """Write the report to `out_path`; with `plots_dir`, also each plot as a PNG file there."""
     figs = figures(doc)
     html = render_html(doc, figs)
+    if plots_dir is not None:
+        _write_figures(figs, Path(plots_dir))
     try:
-        if plots_dir is not None:
-            for fig in figs:
-                _atomic_write(Path(plots_dir) / fig.file_name, fig.png)
         _atomic_write(Path(out_path), html.encode("utf-8"))
     except OSError as exc:
-        raise AnalysisFileError(str(exc.filename or out_path), f"cannot write the report: {exc.strerror or exc}") from None
+        raise AnalysisFileError(str(out_path), f"cannot write the report: {exc.strerror or exc}") from None
+
+
+def write_plots(doc: Mapping[str, Any], plots_dir: str | Path) -> list[Path]:
+    """Write only the plots, as PNG files in `plots_dir`; returns their paths in report order."""
+    return _write_figures(figures(doc), Path(plots_dir))
+
+
+def _write_figures(figs: list[Figure], plots_dir: Path) -> list[Path]:
+    written = []
+    for fig in figs:
+        path = plots_dir / fig.file_name
+        try:
+            _atomic_write(path, fig.png)
+        except OSError as exc:
+            raise AnalysisFileError(str(path), f"cannot write the plot: {exc.strerror or exc}") from None
+        written.append(path)
+    return written
