@@ -146,7 +146,8 @@ def classify_one(fr: Frame, trains: dict[tuple[str, str, str], tuple[int, int, i
         return "arp" if eth_types and eth_types[0] == 0x0806 else "other"
     sport, dport = fr.num("udp.srcport"), fr.num("udp.dstport")
     ip_len = fr.num("ip.len") if fr.f.get("ip.len") else fr.num("ipv6.plen") + 40
-    df = fr.flag("ip.flags.df")
+    # IPv6 is never fragmented on the path, so an unfragmented IPv6 packet behaves as DF
+    df = fr.flag("ip.flags.df") if fr.f.get("ip.len") else True
     if WEAVE_PORT in (sport, dport):
         udp_len = fr.num("udp.length")
         if (ip_len in FRAGTEST_IP_LENS or udp_len in FRAGTEST_UDP_LENS) and not df:

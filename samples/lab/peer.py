@@ -139,6 +139,7 @@ class Config:
     verify_sends: int = 6  # weave: 8 (10 ms .. 1280 ms), fewer here to keep the lab short
     sleeve_data_frames: int = 0  # data frames sent over sleeve once sleeve is verified
     stall_after_probe: list[str] = field(default_factory=list)  # nft script applied after the DF probe
+    stall_delay: float = 0.0  # seconds between the DF probe and the stall
     start_delay: float = 0.0
 
 
@@ -324,7 +325,7 @@ class Connection:
         err = self.sleeve_send(bytes(PMTU_DISCOVERY_SIZE), df=True, what="pmtu_discovery")
         self.peer.log("sleeve.pmtu_discovery_result", emsgsize=err == errno.EMSGSIZE)
         if self.cfg.stall_after_probe:
-            self.peer.stall()
+            self.peer.stall_at = time.monotonic() + self.cfg.stall_delay
         if self.cfg.pmtu_verify:
             self.start_verify(self.kernel_pmtu())
 
@@ -515,6 +516,7 @@ class Peer:
         self.dials = 0
         self.next_dial = self.t0
         self.backoff = cfg.redial_initial
+        self.stall_at = 0.0
         if "sleeve" in cfg.overlays:
             self.udp = socket.socket(fam, socket.SOCK_DGRAM)
             self.udp.bind((cfg.self_addr, self.weave_port))
@@ -560,6 +562,9 @@ class Peer:
             now = time.monotonic()
             if now >= deadline:
                 break
+            if self.stall_at and now >= self.stall_at:
+                self.stall_at = 0.0
+                self.stall()
             if self.conn is not None and self.conn.closed:
                 self.conn = None
                 self.next_dial = now + self.backoff
