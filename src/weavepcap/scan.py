@@ -38,7 +38,7 @@ _ESP_PENDING = "?esp"
 # Partial per-second flow tables are merged once they hold this many rows (bounds memory and work).
 _FLOW_COMPACT_ROWS = 1_000_000
 # A sink gets rows in frame order; at most this many kept rows wait for an unresolved fragment train.
-REORDER_MAX_ROWS = 1_000_000
+REORDER_MAX_ROWS = 65_536
 PCAP_RECORD_HEADER = 16
 
 
