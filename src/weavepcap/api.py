@@ -27,6 +27,7 @@ from weavepcap.settings import DEFAULT_SETTINGS, Settings
 from weavepcap.timeline import align, estimate_offsets, resolve_addresses
 
 FORMAT_VERSION = 1  # of the JSON document (docs/contracts.md); bump on any incompatible change
+ALL_ROWS_MAX_BYTES = 64 * 1024 * 1024  # inputs up to this size keep every frame (pings etc. can be cited)
 SERIES_PACKET_CAP = 20_000  # series.packets points kept (special packets always, the rest evenly sampled)
 BULK_CLASSES = ("weave.fastdp.data", "weave.sleeve.data", "weave.sleeve.encrypted", "weave.fastdp.esp",
                 "weave.control", "other", "arp")
@@ -130,10 +131,23 @@ def analyze(
     settings = settings or DEFAULT_SETTINGS
     specs = [c if isinstance(c, CaptureSpec) else CaptureSpec.parse(str(c)) for c in captures]
     inputs: list[CaptureInput] = []
+    keep = keep_for(specs)
     for spec in specs:
-        result = scan_capture(spec, settings, keep="notable", progress=progress)  # type: ignore[arg-type]
+        result = scan_capture(spec, settings, keep=keep, progress=progress)  # type: ignore[arg-type]
         inputs.append(input_from_scan(result))
     return analyze_inputs(inputs, clock_offsets=clock_offsets, settings=settings)
+
+
+def keep_for(specs: Sequence[CaptureSpec]) -> str:
+    """Which rows to keep: every frame for small inputs (rules may cite pings and other traffic), only the
+    notable ones (class not `other`) for big inputs, so memory follows the Weave traffic."""
+    total = 0
+    for spec in specs:
+        try:
+            total += Path(spec.path).stat().st_size if spec.path != "-" else ALL_ROWS_MAX_BYTES + 1
+        except OSError:
+            continue  # the scan reports the unreadable file with its own one-line error
+    return "all" if total <= ALL_ROWS_MAX_BYTES else "notable"
 
 
 def input_from_scan(result: Any) -> CaptureInput:

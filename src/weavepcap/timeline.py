@@ -30,6 +30,7 @@ INITIAL_TTLS = (64, 128, 255)  # a packet still carrying one of these has not be
 ONE_WAY_LATENCY_BOUND_S = 0.001  # assumed bound when packets were matched in one direction only
 NICKNAME_WEIGHT = 1000.0  # a handshake whose NickName is the host's own name outweighs any count
 LOOPBACK_PREFIXES = ("127.", "::1")
+LINK_LOCAL_PREFIXES = ("169.254.", "fe80:")  # never a Weave peer's underlay address
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,8 @@ def resolve_addresses(packets: pd.DataFrame, host_names: list[str]) -> dict[str,
             continue
         weight = np.where(np.isin(chosen["ip_ttl"].to_numpy(), INITIAL_TTLS), 1.0, 0.2)
         parts.append(pd.DataFrame({"host": _text(chosen["host"]).to_numpy(),
-                                   "addr": _text(chosen["ip_src"]).to_numpy(), "w": weight}))
+                                   "addr": _text(chosen["ip_src"]).to_numpy(), "w": weight,
+                                   "lo": _is_loopback_capture(frames)}))
     nick = packets[_text(packets["ctl_nickname"]) != ""]
     if not nick.empty:
         # The handshake's NickName is the host name; a capture named after the host and its interface
@@ -128,11 +130,18 @@ def resolve_addresses(packets: pd.DataFrame, host_names: list[str]) -> dict[str,
         if same.any():
             parts.append(pd.DataFrame({"host": _text(nick["host"])[same].to_numpy(),
                                        "addr": _text(nick["ip_src"])[same].to_numpy(),
-                                       "w": NICKNAME_WEIGHT}))
+                                       "w": NICKNAME_WEIGHT, "lo": False}))
     if not parts:
         return result
     scores = pd.concat(parts, ignore_index=True)
-    scores = scores[(scores["addr"] != "") & ~scores["addr"].str.startswith(LOOPBACK_PREFIXES)]
+    scores = scores[~scores["addr"].isin(("", "::", "0.0.0.0")) & ~scores["addr"].str.startswith(LOOPBACK_PREFIXES)
+                    & ~scores["addr"].str.lower().str.startswith(LINK_LOCAL_PREFIXES)]
+    # An address seen only on `lo` (e.g. the host's overlay address talking to itself) is not one it sends
+    # from on the underlay, unless the host has no other capture.
+    wire_hosts = set(scores.loc[~scores["lo"], "host"])
+    wire_addrs = set(scores.loc[~scores["lo"], "addr"])
+    keep = ~scores["lo"] | scores["addr"].isin(wire_addrs) | ~scores["host"].isin(wire_hosts)
+    scores = scores[keep]
     totals = scores.groupby(["addr", "host"], observed=True)["w"].sum().reset_index()
     totals = totals.sort_values(["addr", "w", "host"], ascending=[True, False, True])
     best = totals.drop_duplicates("addr", keep="first").sort_values(["host", "w"], ascending=[True, False])

@@ -74,6 +74,16 @@ def detect_control(tl: Timeline) -> list[pd.DataFrame]:
                                   (normal, "tcp.reset", " closed the connection (RST, Weave's normal close) with ")):
         rows = seg[mask]
         out.append(make_events(rows, event, join_text(src[mask], text_mid, dst[mask]), flt))
+    # The features map names each peer (Name, NickName, ShortID): first one per side and capture.
+    feat = (text(seg["ctl_msg"]) == "features") & ((text(seg["ctl_nickname"]) != "") | (text(seg["ctl_peer_name"]) != ""))
+    rows = seg[feat]
+    first = ~rows.duplicated(["capture", "ip_src"]).to_numpy()
+    rows = rows[first]
+    msg = join_text(src[feat][first], " introduces itself: Name ", text(rows["ctl_peer_name"]), ", NickName ",
+                    text(rows["ctl_nickname"]), ", ShortID ", rows["ctl_short_id"].to_numpy())
+    out.append(make_events(rows, "tcp.features", msg, flt,
+                           [{"peer_name": n, "nickname": k, "short_id": int(i)} for n, k, i in
+                            zip(text(rows["ctl_peer_name"]), text(rows["ctl_nickname"]), rows["ctl_short_id"], strict=True)]))
     # Retransmission: the same sequence number with data (or the same SYN) again from the same side.
     payload = seg["l4_payload_len"].to_numpy()
     cand = (payload > 0) | syn

@@ -112,6 +112,13 @@ def detect_heartbeats(tl: Timeline) -> list[pd.DataFrame]:
         msg = join_text("ESP (encrypted fastdp) ", src[sel][first], " -> ", dst[sel][first])
         out.append(make_events(rows[first], event, msg, "esp"))
 
+    # First container frame over fastdp per path, in each capture (fastdp carries data).
+    sel = klass == "weave.fastdp.data"
+    rows = pk[sel]
+    first = ~rows.duplicated(["capture", "ip_src", "ip_dst"]).to_numpy()
+    msg = join_text("container traffic over fastdp ", src[sel][first], " -> ", dst[sel][first], " (VNI ",
+                    rows["vxlan_vni"].to_numpy()[first], ")")
+    out.append(make_events(rows[first], "fastdp.data", msg, class_filter("weave.fastdp.data", s)))
     out.append(_mode_switch(tl, klass, src, dst))
     return out
 

@@ -94,6 +94,11 @@ def detect_pmtu(tl: Timeline) -> list[pd.DataFrame]:
                     np.where(rows["ip_df"].to_numpy(), " (DF)", ""))
     out.append(make_events(rows, "sleeve.pmtu_probe", msg, class_filter("weave.sleeve", s),
                            [{"ip_len": int(v)} for v in rows["ip_len"].to_numpy()]))
+    got = (klass == "weave.sleeve.pmtu_verify") & (direction == "rx")
+    rows = pk[got]
+    msg = join_text("sleeve PMTU probe from ", src[got], " arrived, IP length ", rows["ip_len"].to_numpy())
+    out.append(make_events(rows, "sleeve.pmtu_probe_received", msg, class_filter("weave.sleeve", s),
+                           [{"ip_len": int(v)} for v in rows["ip_len"].to_numpy()]))
     out.extend(_fragment_trains(tl, klass, direction, src, dst))
     return out
 

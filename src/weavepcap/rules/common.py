@@ -108,3 +108,38 @@ def fastdp_offered_not_working(ctx: Context) -> bool:
     acks = overlay_acks(ctx.tl)
     fast_acked = not acks.empty and bool((acks["ack_kind"] == "fastdp.hb_ack").any())
     return not working and not fast_acked and ctx.class_frames("weave.fastdp.data") == 0
+
+
+def overlay_facts(ctx: Context) -> dict[str, object]:
+    """The path MTU the captures prove (largest IP packet that arrived between Weave hosts) and the fastdp
+    heartbeat size: what most verdicts quote."""
+    from weavepcap.detect.paths import summarize_paths
+
+    facts: dict[str, object] = {}
+    paths = summarize_paths(ctx.tl)
+    lows = [p.path_mtu_low for p in paths if p.path_mtu_low]
+    if lows:
+        facts["path_mtu"] = max(lows)
+    hb = heartbeat_paths(ctx, "weave.fastdp.heartbeat")
+    if hb:
+        first = min(hb, key=lambda p: p.first_ns)
+        facts.update(heartbeat_ip_len=first.ip_len, heartbeat_frame_len=first.frame_len, overlay_mtu=first.overlay_mtu)
+    return facts
+
+
+def control_counts(ctx: Context) -> dict[str, int]:
+    """TCP 6783 connections attempted (distinct SYN 4-tuples) and reset (distinct 4-tuples with an RST), each
+    counted once however many captures show it."""
+    pk = ctx.packets
+    if pk.empty:
+        return {"syn_attempts": 0, "connections": 0, "resets": 0}
+    port = ctx.settings.weave_port
+    tcp = (pk["ip_proto"].to_numpy() == 6) & ((pk["sport"].to_numpy() == port) | (pk["dport"].to_numpy() == port))
+    flags = pk["tcp_flags"].to_numpy()
+    a = pd.Series(text(pk["ip_src"])) + ":" + pk["sport"].astype(str).to_numpy()
+    b = pd.Series(text(pk["ip_dst"])) + ":" + pk["dport"].astype(str).to_numpy()
+    conn = np.where(a < b, a + "|" + b, b + "|" + a)
+    syn = tcp & ((flags & 0x12) == 0x02)
+    rst = tcp & ((flags & 0x04) != 0)
+    attempts = len(set(conn[syn]))
+    return {"syn_attempts": attempts, "connections": attempts, "resets": len(set(conn[rst]))}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from weavepcap.model import Finding
 from weavepcap.rules.base import FAULT, Context, Rule
+from weavepcap.rules.common import control_counts
 
 
 def check(ctx: Context) -> list[Finding]:
@@ -18,7 +19,7 @@ def check(ctx: Context) -> list[Finding]:
     refuser, dialer = first["src_host"], first["dst_host"]
     # A completed session later on means the refusals were transient (a restart), not the fault.
     completed_later = not ctx.of("tcp.reset").empty
-    facts: dict[str, object] = {"refused": len(refused), "reset_before_handshake": len(early),
+    facts: dict[str, object] = {**control_counts(ctx), "refused": len(refused), "reset_before_handshake": len(early),
                                 "connect_attempts": len(attempts), "accepted": len(ok),
                                 "port": ctx.settings.weave_port, "dialer": dialer, "refuser": refuser}
     msg = (f"{dialer} tried to connect to {refuser} on TCP {ctx.settings.weave_port} {len(attempts)} times: "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from weavepcap.detect.paths import mtu_bounds
 from weavepcap.model import Finding
 from weavepcap.rules.base import FAULT, Context, Rule
-from weavepcap.rules.common import heartbeat_paths
+from weavepcap.rules.common import heartbeat_paths, overlay_facts
 
 
 def check(ctx: Context) -> list[Finding]:
@@ -25,17 +25,22 @@ def check(ctx: Context) -> list[Finding]:
         if not fits and b.low is not None and b.low < p.ip_len:
             continue  # the path is proven smaller than the heartbeat: a size problem
         conf = 0.85 if (fits and p.receiver_captured) else 0.7 if fits else 0.5
-        facts: dict[str, object] = {"path": p.name, "heartbeats_sent": p.sent, "heartbeats_received": p.received,
-                                    "heartbeat_ip_len": p.ip_len, "overlay_mtu": p.overlay_mtu,
+        facts: dict[str, object] = {**overlay_facts(ctx), "path": p.name, "heartbeats_sent": p.sent,
+                                    "heartbeats_received": p.received, "heartbeat_ip_len": p.ip_len,
+                                    "heartbeat_frame_len": p.frame_len, "overlay_mtu": p.overlay_mtu,
                                     "path_mtu_low": b.low, "sleeve_working": sleeve_ok,
                                     "port": ctx.settings.fastdp_port}
+        probes = ctx.of("sleeve.pmtu_probe_received")
+        if not probes.empty:  # the largest probe that arrived proves the size fits
+            sizes = [int(a.get("ip_len", 0)) for a in probes["attrs"]]
+            probes = probes.assign(_s=sizes).sort_values("_s", ascending=False, kind="stable").drop(columns="_s")
         msg = (f"{p.sent} fastdp heartbeats {p.name} (UDP {ctx.settings.fastdp_port}, IP length {p.ip_len}) "
                + ("never arrived" if p.receiver_captured else "were never acked")
                + (f", though packets of {b.low} bytes cross the path" if fits else "")
                + ("; sleeve on UDP 6783 works" if sleeve_ok else "") + ": UDP 6784 is blocked.")
         findings.append(ctx.finding(RULE, confidence=conf, message=msg, facts=facts,
                                     evidence=[ctx.of("fastdp.heartbeat_lost").iloc[:3],
-                                              ctx.of("fastdp.heartbeat_sent").iloc[:3],
+                                              ctx.of("fastdp.heartbeat_sent").iloc[:3], probes.iloc[:1],
                                               ctx.of("sleeve.heartbeat_received", "sleeve.heartbeat_acked").iloc[:2],
                                               ctx.of("mode.sleeve_after_fastdp")],
                                     hosts=[p.src, p.dst], path=p.name))
@@ -46,7 +51,8 @@ RULE = Rule(
     id="fastdp-port-blocked",
     title="Fast datapath port UDP 6784 blocked",
     kind=FAULT,
-    needs=("fastdp.heartbeat_sent", "fastdp.heartbeat_lost", "sleeve.heartbeat_received", "sleeve.heartbeat_acked"),
+    needs=("fastdp.heartbeat_sent", "fastdp.heartbeat_lost", "sleeve.heartbeat_received", "sleeve.heartbeat_acked",
+           "sleeve.pmtu_probe_received"),
     fix=("Open UDP {port} between the hosts (firewalld / iptables / cloud security group), in both directions; "
          "sleeve keeps traffic flowing meanwhile, slowly."),
     not_found="every fastdp heartbeat path either worked, or failed for a reason of size",

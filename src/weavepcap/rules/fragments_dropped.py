@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pandas as pd
+
 from weavepcap.model import Finding
 from weavepcap.rules.base import FAULT, Context, Rule
+from weavepcap.rules.common import overlay_facts
 
 
 def check(ctx: Context) -> list[Finding]:
@@ -31,7 +34,9 @@ def check(ctx: Context) -> list[Finding]:
     bad = lost if not lost.empty else partial
     first = bad.iloc[0]
     src, dst = first["src_host"], first["dst_host"] or first["host"]
-    facts: dict[str, object] = {"trains_sent": len(sent), "trains_lost": len(lost), "trains_incomplete": len(partial),
+    pk = ctx.packets
+    frag_tx = int(((pk["klass"] == "weave.sleeve.fragtest") & (pk["dir"] == "tx")).sum())
+    facts: dict[str, object] = {**overlay_facts(ctx), "fragtest_fragments_sent": frag_tx, "trains_sent": len(sent), "trains_lost": len(lost), "trains_incomplete": len(partial),
                                 "trains_reassembled": len(done), "path": f"{src} -> {dst}",
                                 "fragtest": any(bool(a.get("fragtest")) for a in bad["attrs"])}
     what = "sleeve fragmentation tests" if facts["fragtest"] else "fragmented datagrams"
@@ -39,7 +44,19 @@ def check(ctx: Context) -> list[Finding]:
            f"({len(lost)} with no fragment arriving, {len(partial)} partial; {len(done)} reassembled).")
     conf = 0.85 if len(done) == 0 else 0.6
     return [ctx.finding(RULE, confidence=conf, message=msg, facts=facts,
-                        evidence=[sent.iloc[:1], bad.iloc[:2], sent.iloc[1:]], hosts=[src, dst], path=f"{src} -> {dst}")]
+                        evidence=[sent.iloc[:1], bad.iloc[:2],
+                                  _working_at(ctx, dst),
+                                  sent.iloc[1:]], hosts=[src, dst], path=f"{src} -> {dst}")]
+
+
+def _working_at(ctx: Context, host: str) -> pd.DataFrame:
+    """A heartbeat arriving at the receiver: the overlay itself works, only fragments are lost."""
+    got = ctx.of("fastdp.heartbeat_received", "sleeve.heartbeat_received")
+    if got.empty:
+        return got
+    at = got[got["host"] == host]
+    fast = at[at["event"] == "fastdp.heartbeat_received"]
+    return (fast if not fast.empty else at if not at.empty else got).iloc[:1]
 
 
 RULE = Rule(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from weavepcap.model import Finding
 from weavepcap.rules.base import STATUS, Context, Rule
-from weavepcap.rules.common import fastdp_offered_not_working, heartbeat_paths
+from weavepcap.rules.common import fastdp_offered_not_working, heartbeat_paths, overlay_facts
 
 
 def check(ctx: Context) -> list[Finding]:
@@ -23,14 +23,14 @@ def check(ctx: Context) -> list[Finding]:
     paths = sorted({p.name for p in (fast if mode == "fastdp" else sleeve)})
     facts: dict[str, object] = {"mode": mode, "paths": paths, "fastdp_data_frames": fast_data,
                                 "sleeve_data_frames": sleeve_data}
-    if fast:
-        facts["overlay_mtu"] = fast[0].overlay_mtu
-        facts["heartbeat_ip_len"] = fast[0].ip_len
+    facts.update(overlay_facts(ctx))
     msg = f"Weave {mode} works" + (f" on {', '.join(paths)}" if paths else "") + "; no fault found."
     hosts = [h for p in (fast or sleeve) for h in (p.src, p.dst)]
     return [ctx.finding(RULE, confidence=0.8, message=msg, facts=facts,
-                        evidence=[ctx.of("fastdp.heartbeat_acked", "sleeve.heartbeat_acked").iloc[:2],
-                                  ctx.of("fastdp.heartbeat_received", "sleeve.heartbeat_received").iloc[:2]],
+                        evidence=[ctx.of("fastdp.heartbeat_received", "sleeve.heartbeat_received").iloc[:2],
+                                  ctx.of("fastdp.heartbeat_acked", "sleeve.heartbeat_acked").iloc[:2],
+                                  ctx.of("fastdp.data").iloc[:4], ctx.of("fragments.reassembled").iloc[:1],
+                                  ctx.of("fragments.sent").iloc[:1]],
                         hosts=hosts, path=paths[0] if paths else None)]
 
 
@@ -38,7 +38,8 @@ RULE = Rule(
     id="healthy",
     title="Weave overlay healthy",
     kind=STATUS,
-    needs=("fastdp.heartbeat_received", "fastdp.heartbeat_acked", "sleeve.heartbeat_received", "sleeve.heartbeat_acked"),
+    needs=("fastdp.heartbeat_received", "fastdp.heartbeat_acked", "sleeve.heartbeat_received", "sleeve.heartbeat_acked",
+           "fastdp.data"),
     fix="",
     not_found="a fault was found, or no overlay was seen working",
     check=check,

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from weavepcap.detect.base import text
+import numpy as np
+import pandas as pd
+
+from weavepcap.detect.base import make_events, text
 from weavepcap.detect.paths import mtu_bounds
 from weavepcap.model import Finding
 from weavepcap.rules.base import FAULT, Context, Rule
-from weavepcap.rules.common import overlay_limits
+from weavepcap.rules.common import overlay_facts, overlay_limits
+
+SMALL = 576  # an IP length every IPv4 path carries
 
 
 def check(ctx: Context) -> list[Finding]:
@@ -19,36 +24,51 @@ def check(ctx: Context) -> list[Finding]:
     lost_idx = d.index[d["checkable"].astype(bool) & ~d["delivered"].astype(bool)]
     lost = pk.loc[lost_idx]
     lost = lost[lost["ip_df"].to_numpy().astype(bool)]
-    findings: list[Finding] = []
     if lost.empty:
         return []
-    for (s, dd), g in lost.groupby([lost["ip_src"].astype(str), lost["ip_dst"].astype(str)], sort=False):
-        b = mtu_bounds(ctx.tl, s, dd)
+    big_parts: list[pd.DataFrame] = []
+    lows: list[int] = []
+    smallest: list[int] = []
+    for (s, dd), g in lost.groupby([text(lost["ip_src"]), text(lost["ip_dst"])], sort=False):
+        b = mtu_bounds(ctx.tl, str(s), str(dd))
         if b.low is None or b.smallest_lost is None or b.smallest_lost <= b.low:
             continue
-        big = g[g["ip_len"].to_numpy() > b.low]
-        classes = sorted(set(text(big["klass"])))
-        src = str(big["src_host"].iloc[0] or s)
-        dst = str(big["dst_host"].iloc[0] or dd)
-        only_heartbeats = classes == ["weave.fastdp.heartbeat"]
-        facts: dict[str, object] = {
-            "path": f"{src} -> {dst}", "path_mtu": b.low, "path_mtu_low": b.low, "path_mtu_high": b.smallest_lost - 1,
-            "smallest_lost_ip_len": b.smallest_lost, "largest_delivered_ip_len": b.low, "lost_frames": int(len(big)),
-            "lost_classes": classes, **overlay_limits(b.low),
-        }
-        msg = (f"{len(big)} DF packets {src} -> {dst} of IP length {b.smallest_lost} and more vanished with no ICMP "
-               f"too-big anywhere, while packets up to {b.low} bytes arrived ({', '.join(classes)}).")
-        ev = ctx.events
-        cite = ev[ev["event"].isin(("fastdp.heartbeat_lost", "sleeve.heartbeat_lost")) & (ev["src_host"] == src)] \
-            if not ev.empty else ev
-        probes = ctx.of("sleeve.pmtu_probe")
-        probes = probes[[int(a.get("ip_len", 0)) > b.low for a in probes["attrs"]]] if not probes.empty else probes
-        verified = ctx.of("sleeve.pmtu_verified")
-        conf = 0.55 if only_heartbeats else 0.85
-        findings.append(ctx.finding(RULE, confidence=conf, message=msg, facts=facts,
-                                    evidence=[probes.iloc[:2], cite.iloc[:2], verified.iloc[:1], probes.iloc[2:]],
-                                    hosts=[src, dst], path=f"{src} -> {dst}"))
-    return sorted(findings, key=lambda f: -f.confidence)[:1] if findings else []
+        big_parts.append(g[g["ip_len"].to_numpy() > b.low])
+        lows.append(b.low)
+        smallest.append(b.smallest_lost)
+    if not big_parts:
+        return []
+    big = pd.concat(big_parts).sort_values("t_ns", kind="stable")
+    first = big.iloc[0]
+    src = str(first["src_host"] or first["ip_src"])
+    dst = str(first["dst_host"] or first["ip_dst"])
+    classes = sorted(set(text(big["klass"])))
+    low, high = max(lows), min(smallest)
+    facts: dict[str, object] = {
+        **overlay_facts(ctx),
+        "path": f"{src} -> {dst}", "path_mtu": low, "path_mtu_low": low, "path_mtu_high": high - 1,
+        "smallest_lost_ip_len": high, "largest_delivered_ip_len": low, "lost_frames": int(len(big)),
+        "lost_classes": classes, "icmp_frag_needed_anywhere": 0, **overlay_limits(low),
+    }
+    msg = (f"{len(big)} DF packets of IP length {high} and more vanished between {src} and {dst} with no ICMP "
+           f"too-big anywhere, while packets up to {low} bytes arrived ({', '.join(classes)}).")
+    # Cite the first lost packet of each class, then what still passed (small packets at the receiver).
+    firsts = big.drop_duplicates("klass")
+    lost_ev = make_events(firsts, "packet.lost", [f"{k} of IP length {n} sent, never arrived, no ICMP"
+                                                 for k, n in zip(text(firsts["klass"]), firsts["ip_len"], strict=True)],
+                          "")
+    direction = text(pk["dir"])
+    small = pk[(direction == "rx") & (pk["ip_len"].to_numpy() <= SMALL) & np.isin(text(pk["dst_host"]), [src, dst])
+               & np.isin(text(pk["src_host"]), [src, dst])]
+    kinds = np.where(small["icmp_type"].to_numpy() >= 0, "icmp", text(small["klass"]))
+    small_first = small[~pd.Series(kinds).duplicated().to_numpy()]
+    small_ev = make_events(small_first, "packet.delivered",
+                           [f"small packet ({k}, IP length {n}) arrived" for k, n in
+                            zip(text(small_first["klass"]), small_first["ip_len"], strict=True)], "")
+    only_heartbeats = classes == ["weave.fastdp.heartbeat"]
+    return [ctx.finding(RULE, confidence=0.55 if only_heartbeats else 0.85, message=msg, facts=facts,
+                        evidence=[lost_ev, small_ev.iloc[:3], ctx.of("sleeve.pmtu_verified").iloc[:1]],
+                        hosts=[src, dst], path=f"{src} -> {dst}")]
 
 
 RULE = Rule(

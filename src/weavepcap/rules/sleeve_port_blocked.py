@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from weavepcap.model import Finding
 from weavepcap.rules.base import FAULT, Context, Rule
-from weavepcap.rules.common import heartbeat_paths
+from weavepcap.rules.common import control_counts, heartbeat_paths
 
 
 def check(ctx: Context) -> list[Finding]:
@@ -16,13 +16,14 @@ def check(ctx: Context) -> list[Finding]:
         resets = ctx.of("tcp.reset", "tcp.reset_early")
         redials = ctx.of("tcp.connect_attempt")
         conf = 0.85 if p.receiver_captured else 0.55
+        counts = control_counts(ctx)
         facts: dict[str, object] = {"path": p.name, "heartbeats_sent": p.sent, "heartbeats_received": p.received,
-                                    "tcp_resets": len(resets), "tcp_connects": len(redials),
-                                    "port": ctx.settings.weave_port, "control_connected": bool(connected)}
+                                    **counts, "port": ctx.settings.weave_port, "control_connected": bool(connected)}
         msg = (f"{p.sent} sleeve heartbeats {p.name} (UDP {ctx.settings.weave_port}) "
                + ("never arrived" if p.receiver_captured else "were never acked")
                + (" while the TCP control connection worked" if connected else "")
-               + (f"; the connection was reset {len(resets)} times and redialled" if len(resets) else "") + ".")
+               + (f"; {counts['resets']} of {counts['connections']} connections were reset and redialled"
+                  if counts["resets"] else "") + ".")
         findings.append(ctx.finding(RULE, confidence=conf, message=msg, facts=facts,
                                     evidence=[ctx.of("sleeve.heartbeat_lost").iloc[:3],
                                               ctx.of("sleeve.heartbeat_sent").iloc[:2], resets.iloc[:2],

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from weavepcap.detect.base import text
+from weavepcap.detect.base import make_events, text
 from weavepcap.model import Finding
 from weavepcap.rules.base import FAULT, Context, Rule
+from weavepcap.rules.common import overlay_facts
 
 PROBE_WINDOW_NS = 10_000_000_000  # the probe must come shortly before the host fell silent
 LARGE_UDP = 1400  # an IP length a probe of the path MTU reaches
@@ -34,7 +35,9 @@ def check(ctx: Context) -> list[Finding]:
         probes = mine[probe_mask]
         kinds = sorted(set(klass[probe_mask]))
         facts: dict[str, object] = {
+            **overlay_facts(ctx),
             "host": host,
+            "tx_stalled_host": host,
             "last_frame": int(stop["frame"]),
             "last_capture": stop["capture"],
             "probe_kinds": kinds,
@@ -48,9 +51,16 @@ def check(ctx: Context) -> list[Finding]:
                f"{facts['frames_after']} frames to it over {facts['seconds_after']} s "
                f"({facts['retransmissions_after']} TCP retransmissions): its NIC stopped transmitting.")
         conf = 0.9 if (attrs.get("retransmissions_after") or 0) > 0 else 0.75
+        # What kept arriving at the silent host: ARP requests it never answered, heartbeats.
+        own = text(pk["host"]) == host
+        later = pk[own & (pk["t_ns"].to_numpy() > t_last) & (text(pk["dir"]) != "tx")]
+        arp = later[text(later["klass"]) == "arp"].iloc[:1]
+        arp_ev = make_events(arp, "host.tx_stopped", f"ARP to {host} after it went quiet (never answered)", "arp")
+        hb_in = ev[ev["event"].isin(("fastdp.heartbeat_received", "sleeve.heartbeat_received")) & (ev["host"] == host)
+                   & (ev["t_ns"] > t_last)]
         findings.append(ctx.finding(RULE, confidence=conf, message=msg, facts=facts,
                                     evidence=[probe_ev.iloc[:1], stops[stops["host"] == host], retrans.iloc[:3],
-                                              probe_ev.iloc[1:]],
+                                              arp_ev, hb_in.iloc[:2], probe_ev.iloc[1:]],
                                     hosts=[host], path=None))
     return findings
 
@@ -59,7 +69,8 @@ RULE = Rule(
     id="tx-stall-after-pmtu-probe",
     title="Host stops transmitting after the fragmentation test / PMTU probe",
     kind=FAULT,
-    needs=("host.tx_stopped", "fragments.sent", "sleeve.pmtu_probe", "tcp.retransmission"),
+    needs=("host.tx_stopped", "fragments.sent", "sleeve.pmtu_probe", "tcp.retransmission", "fastdp.heartbeat_received",
+           "sleeve.heartbeat_received"),
     fix=("{host} stopped transmitting right after Weave's large UDP fragmentation/PMTU probe: the virtio_net "
          "UDP fragmentation offload (UFO) bug in old kernels wedges the NIC's transmit queue on such a packet. "
          "Upgrade the kernel to >= 3.13 (CentOS/RHEL 7.1: 3.10.0-229 or later), or turn UFO off on the underlay "
