@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PREFIX = "wpl-"  # every namespace the lab creates starts with this; nothing else is ever deleted
+PREFIX = "wpl-"  # namespaces are wpl-<pid>-<scenario short>-<role>; nothing else is ever deleted
 LAB_DIR = Path(__file__).resolve().parent
 PEER_SCRIPT = LAB_DIR / "peer.py"
 TRAFFIC_SCRIPT = LAB_DIR / "traffic.py"
@@ -36,9 +36,28 @@ def lab_namespaces() -> list[str]:
     return [n for n in names if n.startswith(PREFIX)]
 
 
+def owner_pid(name: str) -> int:
+    """The pid of the lab run that created a namespace `wpl-<pid>-<short>-<role>` (-1 if not ours)."""
+    parts = name.split("-")
+    return int(parts[1]) if len(parts) >= 4 and parts[1].isdigit() else -1
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def delete_stale_namespaces() -> list[str]:
-    """Delete namespaces a crashed earlier run left behind (only ours, by prefix and exact name)."""
-    stale = lab_namespaces()
+    """Delete namespaces a crashed earlier run left behind: ours by prefix, and only if that run is gone.
+
+    Runs going on at the same time (two test sessions) keep theirs: names carry the creator's pid.
+    """
+    stale = [n for n in lab_namespaces() if owner_pid(n) > 0 and not pid_alive(owner_pid(n))]
     for name in stale:
         run("ip", "netns", "del", name, check=False)
     return stale
@@ -64,7 +83,7 @@ class Lab:
     captures: list[Capture] = field(default_factory=list)
 
     def ns(self, role: str) -> str:
-        return f"{PREFIX}{self.short}-{role}"
+        return f"{PREFIX}{os.getpid()}-{self.short}-{role}"
 
     def add_ns(self, role: str) -> str:
         name = self.ns(role)
