@@ -126,6 +126,12 @@ def test_pmtu_verify_needs_df() -> None:
     assert cols["klass"][0] == "weave.sleeve.data"
 
 
+def test_ipv6_sleeve_probes_count_as_df() -> None:
+    row = sleeve(ip_version=6, ip_src="fd00::1", ip_dst="fd00::2", ip_len=1280, sleeve_frames=1, sleeve_zero_frame=True,
+                 sleeve_frame_len=1212)
+    assert one(row)["klass"][0] == "weave.sleeve.pmtu_verify"
+
+
 def test_uncertain_flags() -> None:
     assert one(sleeve(ip_df=True, ip_len=94, sleeve_frames=-1))["uncertain"][0]
     assert not one(sleeve(ip_df=True, ip_len=70, sleeve_frames=1, sleeve_zero_frame=True, sleeve_frame_len=22))["uncertain"][0]

@@ -89,7 +89,8 @@ def classify(
     wp, fp = settings.weave_port, settings.fastdp_port
     proto = columns["ip_proto"]
     sport, dport = columns["sport"], columns["dport"]
-    ip_len, df = columns["ip_len"], columns["ip_df"]
+    # Routers never fragment IPv6, so every IPv6 packet behaves as if it had DF set.
+    ip_len, df = columns["ip_len"], columns["ip_df"] | (columns["ip_version"] == 6)
     udp, tcp = proto == IP_PROTO_UDP, proto == IP_PROTO_TCP
 
     # --- fragments: attributed through their train, never by their own (partial) bytes ---
