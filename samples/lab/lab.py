@@ -943,7 +943,7 @@ SCENARIOS: list[Scenario] = [
         name="xss-nickname", short="xss", root_cause="healthy",
         description=(
             "A healthy fastdp link whose control handshake carries hostile strings: host-a's NickName is "
-            f"{XSS_NICKNAME} and its Name {XSS_PEER_NAME}. Any HTML report must show them escaped, never run them."
+            f"`{XSS_NICKNAME}` and its Name `{XSS_PEER_NAME}`. Any HTML report must show them escaped, never run them."
         ),
         look_for=["host-a's features map in TCP 6783 (search the payload for NickName)."],
         record=record_xss, evidence=evidence_xss, facts=facts_xss,
@@ -1000,6 +1000,36 @@ def write_readme(sc: Scenario, out: Path, rec: Recording, doc: dict[str, Any]) -
     (out / "README.md").write_text("\n".join(lines) + "\n")
 
 
+# The order of issue 3 (numbers in the samples README); SCENARIOS starts with the demo instead.
+ISSUE_ORDER = ("healthy-fastdp", "p2-router", "p2-local-mtu", "mtu-blackhole", "p1-tx-stall", "fastdp-port-blocked",
+               "sleeve-port-blocked", "control-refused", "fragments-dropped", "ipv6-ptb", "flannel-8472-mtu",
+               "no-overlay", "xss-nickname")
+
+
+def write_index(out_root: Path) -> None:
+    """Rewrite the scenario table in <out_root>/README.md from the expected.json files."""
+    readme = out_root / "README.md"
+    start, end = "<!-- scenario-table -->", "<!-- /scenario-table -->"
+    if not readme.is_file() or start not in readme.read_text():
+        return
+    rows = ["| # | scenario | root cause | what | captures, frames |", "|---|---|---|---|---|"]
+    by_name = {sc.name: sc for sc in SCENARIOS}
+    for i, name in enumerate(ISSUE_ORDER, start=1):
+        sc = by_name[name]
+        exp_path = out_root / sc.name / "expected.json"
+        if not exp_path.is_file():
+            continue
+        doc = json.loads(exp_path.read_text())
+        frames = sum(c["frames"] for c in doc["captures"].values())
+        summary = sc.description.split(". ")[0].rstrip(".") + "."
+        rows.append(f"| {i} | [`{sc.name}`]({sc.name}/README.md) | `{sc.root_cause}` | {summary} | "
+                    f"{len(doc['captures'])}, {frames} |")
+    text = readme.read_text()
+    head, _, rest = text.partition(start)
+    _, _, tail = rest.partition(end)
+    readme.write_text(head + start + "\n" + "\n".join(rows) + "\n" + end + tail)
+
+
 def record_scenario(sc: Scenario, out_root: Path) -> dict[str, Any]:
     out = out_root / sc.name
     out.mkdir(parents=True, exist_ok=True)
@@ -1042,6 +1072,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         frames = sum(c["frames"] for c in doc["captures"].values())
         print(f"{sc.name}: {len(doc['captures'])} captures, {frames} frames, {time.monotonic() - started:.1f} s")
+    write_index(args.out)
     return 1 if failed else 0
 
 
