@@ -9,7 +9,7 @@ import select
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -46,10 +46,11 @@ CHROMIUM_FLAGS = (
 
 
 class Page:
-    """What Chromium made of a page: the requests it issued, its rendered DOM and title, its images."""
+    """What Chromium made of a page: the requests it issued, dialogs, its rendered DOM and title, its images."""
 
-    def __init__(self, requests: list[str], html: str, title: str, images: list[tuple[bool, int]]) -> None:
+    def __init__(self, requests: list[str], dialogs: list[str], html: str, title: str, images: list[tuple[bool, int]]) -> None:
         self.requests = requests
+        self.dialogs = dialogs  # alert()/confirm() messages: any means a script ran that should not have
         self.html = html
         self.title = title
         self.images = images  # (complete, naturalWidth) per <img>: width 0 means it did not decode
@@ -59,96 +60,127 @@ class Page:
         return [url for url in self.requests if not url.startswith(("file:", "data:"))]
 
 
-def open_in_chromium(tmp_path: Path, page: Path) -> Page:
-    """Load `page` in headless Chromium driven over the DevTools protocol (--remote-debugging-pipe).
+class Chromium:
+    """One headless Chromium driven over the DevTools protocol (--remote-debugging-pipe).
 
-    Network.requestWillBeSent lists every request the page itself issues (the browser's own update and
-    time checks belong to other targets and are not counted), so a request to anything but file: or
-    data: is a request off the file. Host names resolve to nothing, so none can leave the machine.
+    Each page gets its own tab. Network.requestWillBeSent lists every request that tab issues (the
+    browser's own update and time checks belong to no tab and are not counted), so a request to
+    anything but file: or data: is a request off the file. Host names resolve to nothing, so none
+    can leave the machine.
     """
-    binary = need_tool("chromium")
-    profile = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}"
-    to_browser_r, to_browser_w = os.pipe()
-    from_browser_r, from_browser_w = os.pipe()
-    # The protocol pipe is fds 3 (commands in) and 4 (replies out) in the browser. Its ends are first
-    # moved above 100 so that placing one on 3 or 4 cannot clobber the other.
-    browser_in = fcntl.fcntl(to_browser_r, fcntl.F_DUPFD_CLOEXEC, 100)
-    browser_out = fcntl.fcntl(from_browser_w, fcntl.F_DUPFD_CLOEXEC, 100)
-    os.close(to_browser_r)
-    os.close(from_browser_w)
 
-    def place_pipe() -> None:  # runs in the child before exec; dup2 leaves 3 and 4 inheritable
-        os.dup2(browser_in, 3)
-        os.dup2(browser_out, 4)
+    def __init__(self, profile: Path) -> None:
+        binary = need_tool("chromium")
+        to_browser_r, self._to_browser = os.pipe()
+        self._from_browser, from_browser_w = os.pipe()
+        # The protocol pipe is fds 3 (commands in) and 4 (replies out) in the browser. Its ends are
+        # first moved above 100 so that placing one on 3 or 4 cannot clobber the other.
+        browser_in = fcntl.fcntl(to_browser_r, fcntl.F_DUPFD_CLOEXEC, 100)
+        browser_out = fcntl.fcntl(from_browser_w, fcntl.F_DUPFD_CLOEXEC, 100)
+        os.close(to_browser_r)
+        os.close(from_browser_w)
 
-    args = [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-pipe",
-            "--host-resolver-rules=MAP * ~NOTFOUND", "about:blank"]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=False,
-                            preexec_fn=place_pipe, start_new_session=True)
-    os.close(browser_in)
-    os.close(browser_out)
-    deadline = time.monotonic() + BROWSER_TIMEOUT_S
-    buffer = b""
-    messages: list[dict[str, Any]] = []
-    next_id = 0
+        def place_pipe() -> None:  # runs in the child before exec; dup2 leaves 3 and 4 inheritable
+            os.dup2(browser_in, 3)
+            os.dup2(browser_out, 4)
 
-    def receive_until(done: Callable[[dict[str, Any]], bool], until: float) -> dict[str, Any] | None:
-        nonlocal buffer
+        args = [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-pipe",
+                "--host-resolver-rules=MAP * ~NOTFOUND", "about:blank"]
+        self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=False,
+                                      preexec_fn=place_pipe, start_new_session=True)
+        os.close(browser_in)
+        os.close(browser_out)
+        self._buffer = b""
+        self._next_id = 0
+        self._messages: list[dict[str, Any]] = []
+
+    def _receive_until(self, done: Callable[[dict[str, Any]], bool], until: float) -> dict[str, Any] | None:
         while True:
-            while b"\0" in buffer:
-                raw, buffer = buffer.split(b"\0", 1)
+            while b"\0" in self._buffer:
+                raw, self._buffer = self._buffer.split(b"\0", 1)
                 message = json.loads(raw)
-                messages.append(message)
+                self._messages.append(message)
+                if message.get("method") == "Page.javascriptDialogOpening":
+                    # Dismiss it, or the page would wait for a click forever; the test sees it was opened.
+                    self._send("Page.handleJavaScriptDialog", {"accept": True}, message.get("sessionId"))
                 if done(message):
                     return message
             left = until - time.monotonic()
             if left <= 0:
                 return None
-            ready, _w, _x = select.select([from_browser_r], [], [], left)
+            ready, _w, _x = select.select([self._from_browser], [], [], left)
             if ready:
-                chunk = os.read(from_browser_r, 1 << 20)
+                chunk = os.read(self._from_browser, 1 << 20)
                 if not chunk:
                     pytest.fail("chromium closed the DevTools pipe")
-                buffer += chunk
+                self._buffer += chunk
 
-    def call(method: str, params: dict[str, Any] | None = None, session: str | None = None) -> dict[str, Any]:
-        nonlocal next_id
-        next_id += 1
-        request: dict[str, Any] = {"id": next_id, "method": method, "params": params or {}}
+    def _send(self, method: str, params: dict[str, Any] | None = None, session: str | None = None) -> int:
+        self._next_id += 1
+        request: dict[str, Any] = {"id": self._next_id, "method": method, "params": params or {}}
         if session:
             request["sessionId"] = session
-        os.write(to_browser_w, json.dumps(request).encode() + b"\0")
-        reply = receive_until(lambda m, wanted=next_id: m.get("id") == wanted, deadline)
+        os.write(self._to_browser, json.dumps(request).encode() + b"\0")
+        return self._next_id
+
+    def call(self, method: str, params: dict[str, Any] | None = None, session: str | None = None) -> dict[str, Any]:
+        wanted = self._send(method, params, session)
+        reply = self._receive_until(lambda m: m.get("id") == wanted, time.monotonic() + BROWSER_TIMEOUT_S)
         if reply is None:
             pytest.fail(f"chromium did not answer {method} within {BROWSER_TIMEOUT_S} s")
         assert "error" not in reply, reply
         return reply["result"]
 
-    try:
-        target = call("Target.createTarget", {"url": "about:blank"})["targetId"]
-        session = call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        call("Network.enable", session=session)
-        call("Page.enable", session=session)
-        call("Page.navigate", {"url": page.as_uri()}, session=session)
-        if receive_until(lambda m: m.get("method") == "Page.loadEventFired", deadline) is None:
+    def load(self, page: Path) -> Page:
+        """Open `page` in a new tab, wait for its load event (bounded), and report what happened."""
+        target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        self._messages = []
+        self.call("Network.enable", session=session)
+        self.call("Page.enable", session=session)
+        self.call("Page.navigate", {"url": page.as_uri()}, session=session)
+        deadline = time.monotonic() + BROWSER_TIMEOUT_S
+        loaded = self._receive_until(
+            lambda m: m.get("method") == "Page.loadEventFired" and m.get("sessionId") == session, deadline
+        )
+        if loaded is None:
             pytest.fail(f"{page.name} did not finish loading within {BROWSER_TIMEOUT_S} s")
-        receive_until(lambda m: False, min(deadline, time.monotonic() + SETTLE_S))  # late requests, if any
+        self._receive_until(lambda m: False, min(deadline, time.monotonic() + SETTLE_S))  # late requests, if any
         probe = (
             "JSON.stringify({html: document.documentElement.outerHTML, title: document.title,"
             " images: Array.from(document.images).map(i => [i.complete, i.naturalWidth])})"
         )
-        result = call("Runtime.evaluate", {"expression": probe, "returnByValue": True}, session=session)
+        result = self.call("Runtime.evaluate", {"expression": probe, "returnByValue": True}, session=session)
         state = json.loads(result["result"]["value"])
-        requests = [m["params"]["request"]["url"] for m in messages if m.get("method") == "Network.requestWillBeSent"]
-        call("Browser.close")
-        proc.wait(timeout=10)
-        return Page(requests, state["html"], state["title"], [tuple(i) for i in state["images"]])
+        mine = [m for m in self._messages if m.get("sessionId") == session]
+        requests = [m["params"]["request"]["url"] for m in mine if m.get("method") == "Network.requestWillBeSent"]
+        dialogs = [m["params"]["message"] for m in mine if m.get("method") == "Page.javascriptDialogOpening"]
+        self.call("Target.closeTarget", {"targetId": target})
+        return Page(requests, dialogs, state["html"], state["title"], [tuple(i) for i in state["images"]])
+
+    def close(self) -> None:
+        try:
+            if self._proc.poll() is None:
+                self._send("Browser.close")
+                self._proc.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        finally:
+            if self._proc.poll() is None:
+                os.killpg(self._proc.pid, signal.SIGKILL)
+                self._proc.wait(timeout=10)
+            os.close(self._to_browser)
+            os.close(self._from_browser)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chromium]:
+    need_tool("chromium")
+    instance = Chromium(tmp_path_factory.mktemp("chromium-profile"))
+    try:
+        yield instance
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        os.close(to_browser_w)
-        os.close(from_browser_r)
+        instance.close()
 
 
 def chromium(tmp_path: Path, url: str, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -239,18 +271,19 @@ def report_of(tmp_path: Path, doc: dict[str, Any], name: str) -> Path:
 # Controls: each detector must see the fault it is meant to catch, or a pass below would mean nothing.
 
 
-def test_controls_the_detectors_catch_a_request_a_script_and_a_blank_page(tmp_path: Path) -> None:
+def test_controls_the_detectors_catch_a_request_a_script_and_a_blank_page(tmp_path: Path, browser: Chromium) -> None:
     bad = tmp_path / "bad.html"
     bad.write_text(
         "<!DOCTYPE html><html><head><title>control</title></head><body><p>x</p>"
         '<img src="http://weavepcap-control.invalid/pixel.png" alt="">'
-        "<script>document.title='PWNED'; document.body.setAttribute('data-pwned', '1');</script>"
+        "<script>document.title='PWNED'; document.body.setAttribute('data-pwned', '1'); alert('ran');</script>"
         "</body></html>",
         encoding="utf-8",
     )
-    page = open_in_chromium(tmp_path, bad)
+    page = browser.load(bad)
     assert page.remote_requests == ["http://weavepcap-control.invalid/pixel.png"]
     assert page.title == "PWNED"
+    assert page.dialogs == ["ran"]
     assert any(attrs.get("data-pwned") == "1" for tag, attrs in parse_dom(page.html).tags if tag == "body")
     assert page.images == [(True, 0)]  # a picture that did not load shows up as width 0
 
@@ -262,36 +295,42 @@ def test_controls_the_detectors_catch_a_request_a_script_and_a_blank_page(tmp_pa
 # ---------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["p2-fault", "p1-stall", "healthy"])
-def test_report_renders_with_verdict_and_plots_and_fetches_nothing(tmp_path: Path, name: str) -> None:
-    doc = fixture(name)
-    report = report_of(tmp_path, doc, name)
-    page = open_in_chromium(tmp_path, report)
+def check_rendered(page: Page, doc: dict[str, Any]) -> Dom:
+    """The checks every report must pass in the browser; returns the DOM for more."""
     assert page.remote_requests == [], f"the report requested {page.remote_requests}"
-    assert page.requests[0] == report.as_uri()  # the log is live: it saw the page itself
+    assert page.requests and page.requests[0].startswith("file:")  # the log is live: it saw the page itself
+    assert page.dialogs == []
     dom = parse_dom(page.html)
     assert doc["verdict"]["headline"] in dom.text
     assert len(page.images) == 4 and all(complete and width > 0 for complete, width in page.images), page.images
     # Our inline sorter ran (it makes headings focusable): scripts work here, so "nothing ran" means something.
     assert any(tag == "th" and attrs.get("tabindex") == "0" for tag, attrs in dom.tags)
+    tags = [tag for tag, _attrs in dom.tags]
+    assert tags.count("script") == 1 and tags.count("img") == 4
+    assert not [attrs for _tag, attrs in dom.tags if "data-pwned" in attrs]
+    return dom
 
-    pixels = screenshot(tmp_path, report)
+
+@pytest.mark.parametrize("name", ["p2-fault", "p1-stall", "healthy"])
+def test_report_renders_with_verdict_and_plots_and_fetches_nothing(tmp_path: Path, browser: Chromium, name: str) -> None:
+    doc = fixture(name)
+    check_rendered(browser.load(report_of(tmp_path, doc, name)), doc)
+
+
+def test_screenshot_of_the_report_is_not_blank_and_shows_the_plots(tmp_path: Path) -> None:
+    pixels = screenshot(tmp_path, report_of(tmp_path, fixture("p2-fault"), "p2-fault"))
     assert spread(pixels) > 0.05, "the screenshot is blank"
     # Plot-only colours (Okabe-Ito blue and orange, absent from the page's CSS) show the PNGs were drawn.
     assert colour_pixels(pixels, plots.ORANGE) + colour_pixels(pixels, plots.BLUE) > 500
 
 
-def test_crafted_script_in_the_analysis_does_not_run(tmp_path: Path) -> None:
+def test_crafted_script_in_the_analysis_does_not_run(tmp_path: Path, browser: Chromium) -> None:
     doc = fixture("xss")
-    page = open_in_chromium(tmp_path, report_of(tmp_path, doc, "xss"))
-    # Every payload would have changed the title or marked an element; none did.
+    page = browser.load(report_of(tmp_path, doc, "xss"))
+    # Every payload would have changed the title, marked an element or opened a dialog; none did.
     assert page.title == "Weave Net incident report: " + doc["verdict"]["headline"]
-    dom = parse_dom(page.html)
-    assert not [attrs for _tag, attrs in dom.tags if "data-pwned" in attrs]
-    tags = [tag for tag, _attrs in dom.tags]
-    assert tags.count("script") == 1 and tags.count("img") == 4
-    assert not {"svg", "iframe", "b"} & set(tags)
-    assert page.remote_requests == []
+    dom = check_rendered(page, doc)
+    assert not {"svg", "iframe", "b"} & {tag for tag, _attrs in dom.tags}
     # The crafted strings reach the reader as text.
     for crafted in (doc["hosts"][0]["name"], doc["hosts"][1]["nicknames"][0], doc["captures"][0]["name"]):
         assert crafted in dom.text
@@ -303,13 +342,25 @@ def analyze_args(scenario: Path) -> list[str]:
     return [f"{a.partition('=')[0]}={scenario / a.partition('=')[2]}" if "=" in a else str(scenario / a) for a in args]
 
 
-def test_report_of_real_samples_renders_in_the_browser(tmp_path: Path) -> None:
+def sample_analysis(name: str) -> dict[str, Any]:
     api = pytest.importorskip("weavepcap.api", reason="weavepcap.api (the analyze engine) is not in this checkout yet")
-    scenarios = sorted(d for d in SAMPLES.glob("*") if (d / "expected.json").is_file())
-    need(bool(scenarios), "no recorded samples under samples/")
-    for scenario in scenarios[:3]:  # bounded: three scenarios keep the test quick
-        doc = api.analyze(analyze_args(scenario)).to_dict()
-        page = open_in_chromium(tmp_path, report_of(tmp_path, doc, scenario.name))
-        assert page.remote_requests == []
-        assert doc["verdict"]["headline"] in parse_dom(page.html).text
-        assert len(page.images) == 4 and all(width > 0 for _complete, width in page.images)
+    scenario = SAMPLES / name
+    need((scenario / "expected.json").is_file(), f"sample {name} is not recorded (samples/lab/lab.py --only {name})")
+    return api.analyze(analyze_args(scenario)).to_dict()
+
+
+@pytest.mark.parametrize("name", ["p2-router", "p1-tx-stall", "healthy-fastdp"])
+def test_report_of_a_real_sample_renders_in_the_browser(tmp_path: Path, browser: Chromium, name: str) -> None:
+    doc = sample_analysis(name)
+    check_rendered(browser.load(report_of(tmp_path, doc, name)), doc)
+
+
+def test_capture_carrying_script_in_its_weave_nickname_runs_nothing(tmp_path: Path, browser: Chromium) -> None:
+    """samples/xss-nickname: host-a's handshake NickName is <script>alert(...)</script>, its Name an <img onerror>."""
+    doc = sample_analysis("xss-nickname")
+    crafted = [v for h in doc["hosts"] for v in (*h["nicknames"], *h["peer_names"]) if "<" in v]
+    assert crafted, "the sample's crafted nickname did not reach the analysis"
+    page = browser.load(report_of(tmp_path, doc, "xss-nickname"))
+    dom = check_rendered(page, doc)  # no dialog opened, one script, four images
+    for text in crafted:
+        assert text in dom.text
