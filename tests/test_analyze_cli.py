@@ -129,3 +129,12 @@ def test_html_and_plots(tmp_path: Path) -> None:
     assert code == 0
     assert "fastdp-heartbeat-exceeds-path-mtu" in page.read_text()
     assert len(list(plots.glob("*.png"))) == 4
+
+
+@needs_p2
+def test_plots_without_html(tmp_path: Path) -> None:
+    plots = tmp_path / "plots"
+    plots.mkdir()
+    code, _, _ = run(*p2_args(), "--plots", str(plots))
+    assert code == 0
+    assert len(list(plots.glob("*.png"))) == 4

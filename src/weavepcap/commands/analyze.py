@@ -100,14 +100,12 @@ def command(
             table.to_csv(timeline, index=False)
         print(f"weavepcap: wrote {len(table)} events to {timeline}", file=sys.stderr)
     if html is not None or plots is not None:
-        from weavepcap.report.htmlreport import figures, write_html
+        from weavepcap.report.htmlreport import write_html, write_plots
 
         if html is not None:
             write_html(doc, html, plots_dir=plots)
         elif plots is not None:  # plots without the page
-            plots.mkdir(parents=True, exist_ok=True)
-            for fig in figures(doc):
-                (plots / fig.file_name).write_bytes(fig.png)
+            write_plots(doc, plots)
     if fail_on_fault and analysis.verdict.is_fault:
         raise typer.Exit(code=int(ExitCode.FAULT_FOUND))
 
