@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -1058,6 +1059,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(args.only or []) - {s.name for s in SCENARIOS}
     if unknown:
         parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        parser.error("the lab needs root on Linux (network namespaces, tcpdump, nftables)")
     stale = delete_stale_namespaces()
     if stale:
         print(f"removed stale lab namespaces: {', '.join(stale)}")

@@ -343,7 +343,12 @@ class Connection:
         err = self.sleeve_send(bytes(inner), df=True, what="pmtu_verify")
         if err == errno.EMSGSIZE:
             # the kernel learnt a smaller PMTU (ICMP 3/4 arrived): restart the search below it
-            self.start_verify(min(self.kernel_pmtu(), v["candidate"] - 1))
+            lower = min(self.kernel_pmtu(), v["candidate"] - 1)
+            if lower <= PMTU_FLOOR:
+                self.peer.log("sleeve.pmtu_search_abandoned", kernel_pmtu=lower)
+                self.verify = None
+                return
+            self.start_verify(lower)
             return
         v["sends"] += 1
         v["wait"] = self.cfg.verify_first_wait if v["sends"] == 1 else v["wait"] * 2
