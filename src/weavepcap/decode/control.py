@@ -182,6 +182,7 @@ class ControlTracker:
             return False
         d.phase = "messages"
         d.pubkey_left = 0
+        d.features_pending = False  # whatever came first was missed
         d.expect = seq % SEQ_MOD
         return True
 
