@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from conftest import need_tool
+from rich.console import Console
 from test_scan import gen, weave_frames
 from typer.testing import CliRunner
 
 from weavepcap.cli import app
+from weavepcap.commands import classify as classify_command
 from weavepcap.io.writers import write_pcap
 
 runner = CliRunner()
@@ -140,3 +143,21 @@ def test_timeline_parquet_types(weave_pcap: Path, tmp_path: Path) -> None:
     assert str(table["frame"].dtype) == "int64" and str(table["eth_src"].dtype) == "uint64"
     assert table["frame"].tolist() == list(range(1, 55))
     assert table.loc[table["klass"] == "weave.fastdp.heartbeat", "overlay_mtu"].tolist() == [1376]
+
+
+def test_empty_capture(tmp_path: Path) -> None:
+    path = write_pcap(tmp_path / "empty.pcap", [])
+    code, out, _ = run(str(path))
+    assert code == 0 and "frames 0" in out and "(no frames)" in out
+    code, out, _ = run("--format", "json", str(path))
+    cap = json.loads(out)["captures"][0]
+    assert cap["frames"] == 0 and cap["classes"] == {} and cap["first_time"] is None
+
+
+def test_progress_bar_on_a_terminal(weave_pcap: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    screen = io.StringIO()
+    monkeypatch.setattr(classify_command, "err_console", Console(file=screen, force_terminal=True, width=100))
+    monkeypatch.setattr(classify_command, "PROGRESS_MIN_BYTES", 0)
+    code, out, _ = run("--format", "json", str(weave_pcap))
+    assert code == 0 and json.loads(out)["captures"][0]["frames"] == 54
+    assert weave_pcap.name in screen.getvalue()  # the bar was drawn (and removed: transient)

@@ -152,6 +152,8 @@ def render_text(results: list[ScanResult]) -> str:
         classes: dict[str, dict[str, int]] = d["classes"]  # type: ignore[assignment]
         for name, counts in classes.items():
             lines.append(f"    {name:<30} {counts['frames']:>10,} frames {counts['bytes']:>14,} bytes")
+        if not classes:
+            lines.append("    (no frames)")
         lines.extend(_peer_lines(result))
         for hb in result.summary.fastdp_heartbeats:
             lines.append(f"  fastdp heartbeats: IP {hb['ip_len']} / frame {hb['frame_len']} bytes -> overlay MTU "
