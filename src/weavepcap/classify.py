@@ -134,11 +134,12 @@ def classify(
     # --- encrypted fastdp: ESP, but only between peers that are seen speaking Weave ---
     esp = whole & (proto == IP_PROTO_ESP)
     hosts = weave_endpoints(columns, settings) if weave_hosts is None else weave_hosts
-    if esp.any() and hosts:
-        host_list = list(hosts)
-        between_peers = np.isin(columns["ip_src"], host_list) & np.isin(columns["ip_dst"], host_list)
-    else:
-        between_peers = np.zeros(n, dtype=bool)
+    between_peers = np.zeros(n, dtype=bool)
+    esp_rows = np.flatnonzero(esp)
+    if esp_rows.size and hosts:
+        host_list = list(hosts)  # text comparison only on the ESP rows: it is the slow kind
+        between_peers[esp_rows] = (np.isin(columns["ip_src"][esp_rows], host_list)
+                                   & np.isin(columns["ip_dst"][esp_rows], host_list))
     esp_weave = esp & between_peers
     esp_unknown = esp & ~between_peers
 
