@@ -118,10 +118,10 @@ def peer_configs(work: Path, a_addr: str, b_addr: str, overlays: list[str], *, a
     base = {"duration": DURATION, "overlays": overlays, "family": 6 if ":" in a_addr else 4, "overlay_mtu": OVERLAY_MTU}
     base.update(common)
     a = dict(base, name="host-a", peer_name=A_NAME, features_name=A_NAME, nickname="host-a", short_id=A_SHORT,
-             conn_id=A_CONN, uid=0, self_addr=a_addr, peer_addr=b_addr, peer_peer_name=B_NAME, role="dial",
+             conn_id=A_CONN, self_addr=a_addr, peer_addr=b_addr, peer_peer_name=B_NAME, role="dial",
              log=str(work / "host-a.log.json"))
     b = dict(base, name="host-b", peer_name=B_NAME, features_name=B_NAME, nickname="host-b", short_id=B_SHORT,
-             conn_id=B_CONN, uid=0, self_addr=b_addr, peer_addr=a_addr, peer_peer_name=A_NAME, role="listen",
+             conn_id=B_CONN, self_addr=b_addr, peer_addr=a_addr, peer_peer_name=A_NAME, role="listen",
              log=str(work / "host-b.log.json"))
     a.update(a_over or {})
     b.update(b_over or {})

@@ -115,7 +115,6 @@ class Config:
     nickname: str
     short_id: int
     conn_id: int
-    uid: int
     self_addr: str
     peer_addr: str
     peer_peer_name: str  # the remote peer's 6-byte name, for sleeve frame headers
@@ -167,10 +166,10 @@ class Connection:
         self.inbuf = b""
         self.got_header = False
         self.remote: dict[str, str] | None = None
-        self.uid = 0
-        self.opened = time.monotonic()
-        self.closed = False
+        self.uid = 0  # ConnID(a) XOR ConnID(b), known once the peer's features arrive
         now = time.monotonic()
+        self.opened = now
+        self.closed = False
         both_fastdp = "fastdp" in self.cfg.overlays
         self.sleeve_index = 1 if both_fastdp else 0
         self.fastdp = {"acked": False, "next": now, "ack_sent": False, "on": both_fastdp}
@@ -469,7 +468,6 @@ class Connection:
         ):
             self.sleeve_send(bytes(FRAGTEST_SIZE), df=False, what="fragtest")
             s["fragtest_sent"] = now
-            s["fragtest_repeat_done"] = True
             self.cfg.fragtest_repeat = 0.0  # only one repeat: trains are big
         if self.verify is not None and now >= self.verify["next"]:
             self.verify_timeout()
