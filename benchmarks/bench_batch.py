@@ -37,6 +37,7 @@ class Measurement:
     worker_cpu_s: float  # user + system CPU of the worker processes: less sensitive to a busy machine than wall time
     worker_peak_rss_mb: list[float]
     load_before: float  # 1-minute load average when the run started
+    errors: list[str]  # first few one-line errors, if any group failed
 
     @property
     def groups_per_second(self) -> float:
@@ -117,14 +118,16 @@ def measure(mode: str, inputs: Path, out: Path, *, workers: int | None = None, s
     peaks = sorted((round(sampler.peaks[p] / 1e6, 1) for p in pids if p in sampler.peaks), reverse=True)
     frames = int(result.summary["frames"].fillna(0).sum())
     cpu = sum(sampler.cpu.get(p, 0.0) for p in pids)
+    errors = [f"{g}: {e}" for g, e in zip(result.summary["group"], result.summary["error"], strict=True)
+              if isinstance(e, str)][:5]
     return Measurement(mode, len(result.summary), frames, result.failed, round(seconds, 2), round(cpu, 2), peaks,
-                       round(load, 1))
+                       round(load, 1), errors)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--copies", type=int, default=16, help="copies of each sample scenario (default 16)")
-    parser.add_argument("--skip-dask", action="store_true", help="only the local process pool")
+    parser.add_argument("--modes", default="1,2,dask", help="comma-separated: 1 and 2 local workers, dask")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
@@ -133,11 +136,10 @@ def main() -> int:
         if not scenarios:
             print("no samples/*/expected.json with analyze_args: nothing to measure", file=sys.stderr)
             return 2
-        runs = [
-            measure("local, 1 worker", inputs, Path(tmp) / "out1", workers=1),
-            measure("local, 2 workers", inputs, Path(tmp) / "out2", workers=2),
-        ]
-        if not args.skip_dask:
+        modes = set(args.modes.split(","))
+        runs = [measure(f"local, {n} worker{'s' if n > 1 else ''}", inputs, Path(tmp) / f"out{n}", workers=n)
+                for n in (1, 2) if str(n) in modes]
+        if "dask" in modes:
             from distributed import LocalCluster
 
             cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
@@ -155,6 +157,9 @@ def main() -> int:
         print(f"| {run.mode} | {run.groups} | {run.frames:,} | {run.seconds:.2f} | {run.groups_per_second:.2f} | "
               f"{run.frames_per_second:,.0f} | {run.worker_cpu_s:.1f} | "
               f"{', '.join(f'{p:.0f}' for p in run.worker_peak_rss_mb)} | {run.load_before:.1f} |")
+    for run in runs:
+        for error in run.errors:
+            print(f"{run.mode}: failed group {error}")
     report = {"machine": machine, "copies": args.copies, "scenarios": scenarios,
               "runs": [asdict(r) | {"groups_per_second": r.groups_per_second, "frames_per_second": r.frames_per_second}
                        for r in runs]}

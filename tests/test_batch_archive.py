@@ -5,16 +5,19 @@ from __future__ import annotations
 import io
 import stat
 import tarfile
+import tempfile
 import zipfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_batch_support import FRAME, make_incidents, stub_analyze, stub_report, tar_of, tar_with
 
 from weavepcap.batch import run_batch
 from weavepcap.batch.archive import ArchiveError, ArchiveLimits, extract_archive, safe_member_path
 from weavepcap.io.writers import pcap_bytes
-from weavepcap.settings import Settings
+from weavepcap.settings import Settings as WeavepcapSettings
 
 PCAP = pcap_bytes([FRAME] * 3)
 ROOMY = ArchiveLimits(max_members=100, max_member_bytes=10**8, max_total_bytes=10**9, max_ratio=200.0)
@@ -31,7 +34,7 @@ def files_under(path: Path) -> set[str]:
     return {p.relative_to(path).as_posix() for p in path.rglob("*")}
 
 
-def run(paths: list[Path], out: Path, settings: Settings | None = None):
+def run(paths: list[Path], out: Path, settings: WeavepcapSettings | None = None):
     return run_batch([str(p) for p in paths], out, analyze_group=stub_analyze, render_report=stub_report,
                      workers=1, settings=settings).summary
 
@@ -141,7 +144,7 @@ def test_batch_records_bad_archives_as_failed_groups_and_goes_on(tmp_path: Path)
     (inputs / "garbage.zip").write_bytes(b"PK\x03\x04 not really a zip")
     tar_with(inputs / "bomb.tar.gz", [member("inc/a.pcap")], {"inc/a.pcap": PCAP + bytes(1 << 20)})
     out = tmp_path / "out"
-    summary = run([inputs], out, Settings(archive_max_member_bytes=512 * 1024)).set_index("group")
+    summary = run([inputs], out, WeavepcapSettings(archive_max_member_bytes=512 * 1024)).set_index("group")
     errors = summary["error"].dropna().to_dict()
     assert set(errors) == {"bomb.tar.gz", "cut.tar.gz", "evil.tar.gz", "garbage.zip"}
     assert "archive_max_member_bytes" in errors["bomb.tar.gz"]
@@ -170,3 +173,25 @@ def test_zip_and_zstd_tar_inputs(tmp_path: Path) -> None:
     from_zst = run([tmp_path / "in.tar.zst"], tmp_path / "out-zst")
     assert list(from_zip["group"]) == list(from_zst["group"]) == ["in", "inc-a", "inc-b", "inc-c/deep"]
     assert list(from_zip["frames"]) == list(from_zst["frames"]) == [12, 11, 3, 2]
+
+
+@settings(max_examples=80, deadline=None)
+@given(names=st.lists(st.text(alphabet="./\\a:C", min_size=1, max_size=12), min_size=1, max_size=4),
+       link=st.text(alphabet="./a", max_size=10))
+def test_random_member_names_never_land_outside(names: list[str], link: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        members = [member(n + ".pcap") for n in names] + [member("l.pcap", tarfile.SYMTYPE, link)]
+        archive = tar_with(base / "fuzz.tar", members, {n + ".pcap": b"x" for n in names}, mode="w")
+        dest = base / "deep" / "dest"
+        try:
+            extracted = extract_archive(archive, dest, ROOMY)
+        except ArchiveError:
+            assert files_under(base) <= {"fuzz.tar", "deep"}
+            return
+        outside = files_under(base) - {"fuzz.tar", "deep"} - {f"deep/{p}" for p in files_under(base / "deep")}
+        assert not outside
+        for rel in extracted:
+            assert (dest / rel).resolve().is_relative_to(dest.resolve()) and not (dest / rel).is_symlink()
+        assert all(not p.is_symlink() for p in dest.rglob("*"))
+        assert all(p.resolve().is_relative_to(dest.resolve()) for p in (base / "deep").rglob("*") if p.is_file())
