@@ -461,12 +461,11 @@ class _Aggregates:
                         self.peer_frames[str(address)][side] += count
         fastdp = cols["peer_src_short"] >= 0
         if fastdp.any():
-            pairs = _frame({"s": cols["ip_src"][fastdp], "d": cols["ip_dst"][fastdp],
-                            "ss": cols["peer_src_short"][fastdp], "ds": cols["peer_dst_short"][fastdp]})
-            for src, short in pairs[["s", "ss"]].drop_duplicates().itertuples(index=False):
-                self.peer_short_ids[str(src)].add(int(short))
-            for dst, short in pairs[["d", "ds"]].drop_duplicates().itertuples(index=False):
-                self.peer_short_ids[str(dst)].add(int(short))
+            # Distinct (address code, 12-bit short id) pairs, as one integer each.
+            for (found, names), short in zip(addresses, (cols["peer_src_short"], cols["peer_dst_short"]), strict=True):
+                pairs = np.unique(found[fastdp].astype(np.int64) * 4096 + short[fastdp])
+                for pair in pairs.tolist():
+                    self.peer_short_ids[str(names[pair // 4096])].add(pair % 4096)
         # Names come from the features map, one TCP weave_port segment per direction: few rows, a loop is fine.
         control = np.flatnonzero(np.isin(codes, _CONTROL_CODES))
         named = control[(cols["ctl_short_id"][control] >= 0) | (cols["ctl_peer_name"][control] != "")
