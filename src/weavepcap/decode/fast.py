@@ -257,7 +257,9 @@ class FastDecoder:
             )
         linked = np.flatnonzero(l3 >= 0)
         cols["l3_off"][rows[linked]] = l3[linked]
-        cols["ethertype"][rows[linked]] = ethertype[linked]
+        # raw IP and BSD loopback carry no ethertype: the column says so, the local array still dispatches
+        wire = linked[(lt[linked] == LT_ETHERNET) | (lt[linked] == LT_SLL) | (lt[linked] == LT_SLL2)]
+        cols["ethertype"][rows[wire]] = ethertype[wire]
 
     # --- IPv4 without options, not fragmented -------------------------------------------------------
 
@@ -384,7 +386,6 @@ class FastDecoder:
         rows = self.rows[at[keep]]
         cols["icmp_type"][rows] = icmp_type[keep]
         cols["icmp_code"][rows] = _i((hdr[keep] >> 48) & _U8)
-        cols["l4_payload_len"][rows] = np.where(ip_payload[keep] >= 8, ip_payload[keep] - 8, -1)
 
     # --- what UDP carries -------------------------------------------------------------------------
 

@@ -63,6 +63,12 @@ def _uint(buf: bytes, pos: int, width: int, end: int) -> int:
     return int.from_bytes(buf[pos : pos + width], "big")
 
 
+def _put(row: Row, name: str, value: int) -> None:
+    """Store a header field that was read (-1 from _uint means it was not captured)."""
+    if value >= 0:
+        row[name] = value
+
+
 def ipv4_text(raw: bytes) -> str:
     return socket.inet_ntop(socket.AF_INET, raw)
 
@@ -193,8 +199,7 @@ class PacketDecoder:
             else:
                 version = buf[0] >> 4
                 ethertype = ETH_IPV4 if version == 4 else ETH_IPV6 if version == 6 else -1
-            row["ethertype"] = ethertype
-            row["l3_off"] = 0
+            row["l3_off"] = 0  # no ethertype on the wire: the column stays -1, as Wireshark shows it
             return 0, ethertype
         if linktype in (LT_NULL, LT_LOOP):
             if cap < 4:
@@ -205,8 +210,7 @@ class PacketDecoder:
                 little = int.from_bytes(buf[0:4], "little")
                 family = little if little <= 0xFFFF else family
             ethertype = ETH_IPV4 if family in AF_IPV4 else ETH_IPV6 if family in AF_IPV6 else -1
-            row["ethertype"] = ethertype
-            row["l3_off"] = 4
+            row["l3_off"] = 4  # an address family, not an ethertype: the column stays -1
             return 4, ethertype
         return -1, -1
 
@@ -329,51 +333,54 @@ class PacketDecoder:
         whole: bool,
     ) -> None:
         """Transport header at l4 (pend = end of the IP datagram within the captured bytes)."""
+        # each header field is read when its own bytes are there (a first fragment may cut a TCP header)
         if proto == IPPROTO_UDP:
-            if l4 + 8 > pend:
-                return
             sport, dport = _uint(buf, l4, 2, pend), _uint(buf, l4 + 2, 2, pend)
             udp_len = _uint(buf, l4 + 4, 2, pend)
-            row["sport"], row["dport"] = sport, dport
-            row["udp_len"] = udp_len
-            row["udp_csum"] = _uint(buf, l4 + 6, 2, pend)
-            row["l4_payload_len"] = udp_len - 8 if udp_len >= 8 else -1
-            if depth == 0:
+            _put(row, "sport", sport)
+            _put(row, "dport", dport)
+            _put(row, "udp_len", udp_len)
+            _put(row, "udp_csum", _uint(buf, l4 + 6, 2, pend))
+            if udp_len >= 8:
+                row["l4_payload_len"] = udp_len - 8
+            if depth == 0 and l4 + 8 <= pend:
                 self._udp_payload(buf, l4 + 8, pend, sport, dport, udp_len, row)
             return
         if proto == IPPROTO_TCP:
-            if l4 + 20 > pend:
-                return
             sport, dport = _uint(buf, l4, 2, pend), _uint(buf, l4 + 2, 2, pend)
             seq = _uint(buf, l4 + 4, 4, pend)
-            row["sport"], row["dport"] = sport, dport
-            row["tcp_seq"] = seq
-            row["tcp_ack"] = _uint(buf, l4 + 8, 4, pend)
-            row["tcp_flags"] = buf[l4 + 13]
+            _put(row, "sport", sport)
+            _put(row, "dport", dport)
+            _put(row, "tcp_seq", seq)
+            _put(row, "tcp_ack", _uint(buf, l4 + 8, 4, pend))
+            _put(row, "tcp_flags", _uint(buf, l4 + 13, 1, pend))
+            if l4 + 13 > pend:
+                return
             data_off = (buf[l4 + 12] >> 4) * 4
             payload_len = ip_payload - data_off
             if data_off < 20 or ip_payload < 0 or payload_len < 0:
                 payload_len = -1
             row["l4_payload_len"] = payload_len
-            if depth == 0 and whole and payload_len > 0 and self.weave_port in (sport, dport):
+            weave = self.weave_port in (sport, dport)
+            if depth == 0 and whole and weave and payload_len > 0 and l4 + 20 <= pend:
                 key = (flow[0], sport, flow[1], dport)
                 payload = buf[l4 + data_off : min(pend, l4 + data_off + payload_len)]
                 self.control.segment(key, seq, payload, payload_len, row)
             return
         if (proto == IPPROTO_ICMP and ip_version == 4) or (proto == IPPROTO_ICMPV6 and ip_version == 6):
-            if l4 + 8 > pend:
-                return
-            icmp_type, code = buf[l4], buf[l4 + 1]
-            row["icmp_type"], row["icmp_code"] = icmp_type, code
-            row["l4_payload_len"] = ip_payload - 8 if ip_payload >= 8 else -1
+            icmp_type, code = _uint(buf, l4, 1, pend), _uint(buf, l4 + 1, 1, pend)
+            _put(row, "icmp_type", icmp_type)
+            _put(row, "icmp_code", code)
             if ip_version == 4:
                 if icmp_type == ICMP4_UNREACH and code == ICMP4_NEEDFRAG:
-                    row["icmp_mtu"] = _uint(buf, l4 + 6, 2, pend)
+                    _put(row, "icmp_mtu", _uint(buf, l4 + 6, 2, pend))
                 if icmp_type in ICMP4_ERROR_TYPES:
                     self._quote(buf, l4 + 8, pend, row)
             else:
                 if icmp_type == ICMP6_PACKET_TOO_BIG:
-                    row["icmp_mtu"] = clip_int32(_uint(buf, l4 + 4, 4, pend))
+                    mtu = _uint(buf, l4 + 4, 4, pend)
+                    if mtu >= 0:
+                        row["icmp_mtu"] = clip_int32(mtu)
                 if icmp_type in ICMP6_ERROR_TYPES:
                     self._quote(buf, l4 + 8, pend, row)
             return
