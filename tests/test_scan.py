@@ -180,3 +180,15 @@ def test_sink_reorder_buffer_is_bounded(weave_pcap: Path, monkeypatch: pytest.Mo
     # which sees the whole capture, counts both ESP frames as Weave.
     assert streamed.set_index("frame").loc[1, "klass"] == "other"
     assert result.summary.classes["weave.fastdp.esp"]["frames"] == 2
+
+
+def test_flows_per_second_agree_with_the_packet_rows(weave_pcap: Path) -> None:
+    result = scan_capture(str(weave_pcap), Settings(chunk_bytes=4096), keep="all")
+    rows = result.packets.astype({"ip_src": str, "ip_dst": str, "klass": str})
+    rows["second"] = rows["ts_ns"] // 1_000_000_000
+    expected = rows.groupby(["second", "ip_src", "ip_dst", "klass"]).agg(
+        frames=("frame", "size"), bytes=("wirelen", "sum")).reset_index()
+    got = result.flows_per_second
+    assert list(got.columns) == ["second", "ip_src", "ip_dst", "klass", "frames", "bytes"]
+    key = ["second", "ip_src", "ip_dst", "klass"]
+    assert got.sort_values(key).to_dict("records") == expected.sort_values(key).to_dict("records")

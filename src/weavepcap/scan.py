@@ -305,10 +305,10 @@ class _Pipeline:
     def _packets(self) -> pd.DataFrame:
         frame = self._settle(self._take_kept(), final=True)
         frame = frame.sort_values("frame", kind="stable").reset_index(drop=True)
-        frame["capture"] = pd.Categorical([self.capture] * len(frame))
-        frame["host"] = pd.Categorical([self.host] * len(frame))
+        frame["capture"] = pd.Categorical.from_codes(np.zeros(len(frame), dtype=np.int8), [self.capture])
+        frame["host"] = pd.Categorical.from_codes(np.zeros(len(frame), dtype=np.int8), [self.host])
         for name in TEXT_COLUMNS:
-            frame[name] = frame[name].astype("category")
+            frame[name] = _categorical(frame[name].to_numpy(dtype=object))
         return frame
 
     def _take_kept(self) -> pd.DataFrame:
@@ -359,6 +359,12 @@ class _Pipeline:
             frame["host"] = self.host
             self.sink(frame)
 
+def _categorical(values: np.ndarray) -> pd.Categorical:
+    """Text as a categorical, through factorize (several times faster than astype("category") on object)."""
+    codes, uniques = pd.factorize(values)
+    return pd.Categorical.from_codes(codes, pd.Index(uniques, dtype=object))
+
+
 def _frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:
     """A DataFrame over the arrays as they are: text stays `object` (pandas would convert it to its
     string dtype, ten times slower here; text columns become categories once, at the end)."""
@@ -382,6 +388,7 @@ ESP_PENDING_CODE = len(CLASS_NAMES)  # one past the real classes
 _CODE_NAMES = (*CLASS_NAMES, _ESP_PENDING)
 _WEAVE_CODES = _codes_of(WEAVE_CLASSES)
 _CONTROL_CODES = _codes_of(("weave.control", "weave.control.heartbeat"))
+_CLASS_SPACE = 32  # > every class code, ESP_PENDING_CODE included
 
 
 class _Aggregates:
@@ -502,14 +509,25 @@ class _Aggregates:
 
     def _add_flows(self, cols: dict[str, np.ndarray], codes: np.ndarray, wirelen: np.ndarray,
                    addresses: _Factorized) -> None:
+        # Group by (second, source, destination, class) on one int64 key: far cheaper than a pandas
+        # groupby over text columns.
         (src, src_names), (dst, dst_names) = addresses
-        table = pd.DataFrame({"second": cols["ts_ns"] // 1_000_000_000, "s": src, "d": dst, "klass": codes,
-                              "bytes": wirelen})
-        part = table.groupby(["second", "s", "d", "klass"], sort=False).agg(
-            frames=("bytes", "size"), bytes=("bytes", "sum")).reset_index()
-        part.insert(1, "ip_src", pd.Series(np.asarray(src_names, dtype=object)[part["s"].to_numpy()], dtype=object))
-        part.insert(2, "ip_dst", pd.Series(np.asarray(dst_names, dtype=object)[part["d"].to_numpy()], dtype=object))
-        part = part.drop(columns=["s", "d"])
+        pair, _ = pd.factorize(src.astype(np.int64) * max(len(dst_names), 1) + dst)
+        seconds = cols["ts_ns"] // 1_000_000_000
+        base = int(seconds.min())
+        key = ((seconds - base) * (int(pair.max()) + 1) + pair) * _CLASS_SPACE + codes
+        group, _ = pd.factorize(key)
+        groups = int(group.max()) + 1
+        first = np.empty(groups, dtype=np.int64)
+        first[group[::-1]] = np.arange(len(group) - 1, -1, -1)  # the first row of every group
+        part = pd.DataFrame({
+            "second": seconds[first],
+            "ip_src": pd.Series(np.asarray(src_names, dtype=object)[src[first]], dtype=object),
+            "ip_dst": pd.Series(np.asarray(dst_names, dtype=object)[dst[first]], dtype=object),
+            "klass": codes[first].astype(np.int64),
+            "frames": np.bincount(group, minlength=groups),
+            "bytes": np.bincount(group, weights=wirelen, minlength=groups).astype(np.int64),
+        })
         self.flow_parts.append(part)
         self.flow_rows += len(part)
         if self.flow_rows > _FLOW_COMPACT_ROWS and len(self.flow_parts) > 1:
