@@ -158,6 +158,27 @@ class Chromium:
         self.call("Target.closeTarget", {"targetId": target})
         return Page(requests, dialogs, state["html"], state["title"], [tuple(i) for i in state["images"]])
 
+    def layout(self, page: Path, *, width: int, media: str) -> dict[str, Any]:
+        """Lay `page` out `width` CSS px wide for `media` ("screen" or "print"); widths and what is shown."""
+        target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        self.call("Page.enable", session=session)
+        metrics = {"width": width, "height": 1000, "deviceScaleFactor": 1, "mobile": False}
+        self.call("Emulation.setDeviceMetricsOverride", metrics, session=session)
+        self.call("Emulation.setEmulatedMedia", {"media": media}, session=session)
+        self.call("Page.navigate", {"url": page.as_uri()}, session=session)
+        deadline = time.monotonic() + BROWSER_TIMEOUT_S
+        if self._receive_until(lambda m: m.get("method") == "Page.loadEventFired" and m.get("sessionId") == session, deadline) is None:
+            pytest.fail(f"{page.name} did not finish loading within {BROWSER_TIMEOUT_S} s")
+        probe = (
+            "JSON.stringify({scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth,"
+            " nav: getComputedStyle(document.querySelector('nav.toc')).display,"
+            " widest: Math.max(...Array.from(document.querySelectorAll('table, img')).map(e => e.getBoundingClientRect().right))})"
+        )
+        result = self.call("Runtime.evaluate", {"expression": probe, "returnByValue": True}, session=session)
+        self.call("Target.closeTarget", {"targetId": target})
+        return json.loads(result["result"]["value"])
+
     def close(self) -> None:
         try:
             if self._proc.poll() is None:
@@ -225,6 +246,27 @@ class _DomParser(HTMLParser):
         if self._in_title:
             self.dom.title += data
         self._text.append(data)
+
+    def layout(self, page: Path, *, width: int, media: str) -> dict[str, Any]:
+        """Lay `page` out `width` CSS px wide for `media` ("screen" or "print"); widths and what is shown."""
+        target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        self.call("Page.enable", session=session)
+        metrics = {"width": width, "height": 1000, "deviceScaleFactor": 1, "mobile": False}
+        self.call("Emulation.setDeviceMetricsOverride", metrics, session=session)
+        self.call("Emulation.setEmulatedMedia", {"media": media}, session=session)
+        self.call("Page.navigate", {"url": page.as_uri()}, session=session)
+        deadline = time.monotonic() + BROWSER_TIMEOUT_S
+        if self._receive_until(lambda m: m.get("method") == "Page.loadEventFired" and m.get("sessionId") == session, deadline) is None:
+            pytest.fail(f"{page.name} did not finish loading within {BROWSER_TIMEOUT_S} s")
+        probe = (
+            "JSON.stringify({scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth,"
+            " nav: getComputedStyle(document.querySelector('nav.toc')).display,"
+            " widest: Math.max(...Array.from(document.querySelectorAll('table, img')).map(e => e.getBoundingClientRect().right))})"
+        )
+        result = self.call("Runtime.evaluate", {"expression": probe, "returnByValue": True}, session=session)
+        self.call("Target.closeTarget", {"targetId": target})
+        return json.loads(result["result"]["value"])
 
     def close(self) -> None:
         super().close()
@@ -322,6 +364,15 @@ def test_screenshot_of_the_report_is_not_blank_and_shows_the_plots(tmp_path: Pat
     assert spread(pixels) > 0.05, "the screenshot is blank"
     # Plot-only colours (Okabe-Ito blue and orange, absent from the page's CSS) show the PNGs were drawn.
     assert colour_pixels(pixels, plots.ORANGE) + colour_pixels(pixels, plots.BLUE) > 500
+
+
+# A4 minus 12 mm margins each side is about 700 CSS px; a narrow laptop window is about 800.
+@pytest.mark.parametrize(("media", "width"), [("print", 700), ("screen", 800)])
+def test_report_fits_the_page_width_on_screen_and_in_print(tmp_path: Path, browser: Chromium, media: str, width: int) -> None:
+    doc = sample_analysis("p2-router") if (SAMPLES / "p2-router" / "expected.json").is_file() else fixture("p2-fault")
+    shape = browser.layout(report_of(tmp_path, doc, "fit"), width=width, media=media)
+    assert shape["scroll"] <= shape["client"] and shape["widest"] <= shape["client"] + 1, shape
+    assert shape["nav"] == ("none" if media == "print" else "block")  # the contents bar is for screens only
 
 
 def test_crafted_script_in_the_analysis_does_not_run(tmp_path: Path, browser: Chromium) -> None:

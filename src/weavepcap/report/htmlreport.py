@@ -87,7 +87,7 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(percent=_percent, seconds=_seconds, value=_value, listing=_list, anchor=_anchor)
+    env.filters.update(percent=_percent, seconds=_seconds, value=_value, listing=_list, anchor=_anchor, when=_when)
     return env
 
 
@@ -137,6 +137,12 @@ def _list(values: Any) -> str:
     if isinstance(values, list | tuple):
         return ", ".join(_value(v) for v in values)
     return _value(values)
+
+
+def _when(value: Any) -> str:
+    """An ISO-8601 time with a space for its `T`, so a narrow column can wrap between date and time."""
+    text = _value(value)
+    return text.replace("T", " ", 1) if len(text) > 10 and text[4] == "-" and text[10] == "T" else text
 
 
 def _anchor(rule_id: Any) -> str:
