@@ -53,7 +53,7 @@ def test_harmless_member_names_are_normalised() -> None:
 
 @pytest.mark.parametrize(("members", "needle"), [
     ([member("ok/a.pcap"), member("../../escaped.pcap")], "climbs out"),
-    ([member("/tmp/escaped.pcap")], "absolute member name"),
+    ([member("/escaped.pcap")], "absolute member name"),
     ([member("ok/link.pcap", tarfile.SYMTYPE, "../../../etc/passwd")], "link pointing outside"),
     ([member("ok/link.pcap", tarfile.SYMTYPE, "/etc/passwd")], "link pointing outside"),
     ([member("ok/hard.pcap", tarfile.LNKTYPE, "../outside.pcap")], "link pointing outside"),
