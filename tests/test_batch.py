@@ -141,12 +141,16 @@ def test_batch_writes_outputs_summary_and_isolates_a_corrupt_capture(tmp_path: P
     assert by_group.loc["inc-a", "root_cause"] == "many-frames"
     assert by_group.loc["inc-b", "root_cause"] == "few-frames"
     assert by_group.loc["inc-a", "span_s"] == pytest.approx(1.0)
+    paths = [c["path"] for c in json.loads((out / "inc-a" / "analysis.json").read_text())["captures"]]
+    assert paths == ["inc-a/host-a.pcap", "inc-a/host-b.pcap.gz"]
     error = by_group.loc["inc-bad", "error"]
     assert error.startswith("inc-bad/host-x.pcap (byte offset 0): not a pcap or pcapng capture")
     assert "\n" not in error and str(tmp_path) not in error
     assert by_group.loc["inc-bad", "status"] == "failed" and pd.isna(by_group.loc["inc-bad", "report"])
     for group in ("in", "inc-a", "inc-b", "inc-c/deep"):
-        assert json.loads((out / group / "analysis.json").read_text())["verdict"]["confidence"] == 0.5
+        text = (out / group / "analysis.json").read_text()
+        assert json.loads(text)["verdict"]["confidence"] == 0.5
+        assert str(tmp_path) not in text  # captures are named relative to their input
         assert (out / group / "report.html").is_file()
     on_disk = pd.read_csv(out / "summary.csv")
     assert list(on_disk["group"]) == list(summary["group"])

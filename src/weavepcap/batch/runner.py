@@ -134,6 +134,14 @@ def _task_failed_row(task: GroupTask, error: str) -> dict[str, Any]:
     return failed_row(task.name, error, captures=len(task.captures), hosts=hosts)
 
 
+def _show_capture_paths(doc: dict[str, Any], task: GroupTask) -> None:
+    """Name captures as the user gave them (relative to their input), not by the absolute paths workers read."""
+    shown = dict(zip((path for path, _ in task.captures), task.shown, strict=False))
+    for capture in doc.get("captures") or []:
+        if isinstance(capture, dict) and capture.get("path") in shown:
+            capture["path"] = shown[capture["path"]]
+
+
 def run_group(
     task: GroupTask,
     analyze_group: AnalyzeGroup | None = None,
@@ -148,6 +156,7 @@ def run_group(
     try:
         group_dir.mkdir(parents=True, exist_ok=True)
         doc = (analyze_group or default_analyze_group)(task)
+        _show_capture_paths(doc, task)
         write_json_atomic(group_dir / ANALYSIS_NAME, doc)
         report = group_dir / REPORT_NAME
         temporary = report.with_name(report.name + f".tmp{os.getpid()}")
