@@ -58,6 +58,7 @@ code{font-size:90%}
 {% for verdict, count in verdict_counts %}<tr><td><code>{{ verdict }}</code></td><td class="num">{{ count }}</td></tr>
 {% endfor %}</tbody></table>
 {% if plot %}<h2>Verdicts over time</h2>
+<p>Each dot is a group at the time of its first frame; red when the verdict is a fault.</p>
 <img alt="root cause of each group by the time of its first frame" src="{{ plot }}">{% endif %}
 <h2>Groups</h2>
 <table><thead><tr><th>group</th><th>captures</th><th>hosts</th><th>frames</th><th>first frame</th>
@@ -108,7 +109,9 @@ def verdict_plot(frame: pd.DataFrame) -> str | None:
     figure = Figure(figsize=(8, 1.2 + 0.35 * len(categories)), dpi=100)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
-    axes.scatter(times[keep].dt.tz_localize(None), [position[v] for v in labels[keep]], s=36, alpha=0.8)
+    fault = frame["is_fault"].fillna(False).astype(bool)[keep]
+    colours = ["#c0392b" if f else "#7f8c8d" for f in fault]  # red: a fault; grey: healthy or no verdict
+    axes.scatter(times[keep].dt.tz_localize(None), [position[v] for v in labels[keep]], s=36, alpha=0.85, c=colours)
     axes.set_yticks(range(len(categories)), categories)
     axes.set_ylim(-0.6, len(categories) - 0.4)
     axes.set_xlabel("first frame of the group (UTC)")
