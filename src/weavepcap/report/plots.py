@@ -8,6 +8,7 @@ from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.transforms import offset_copy
 
 from weavepcap.classes import CLASS_NAMES
 
@@ -166,6 +167,10 @@ def heartbeat_ladder(heartbeats: PlotData, host_order: Sequence[str] = ()) -> by
     kinds = _ordered([str(h.get("kind", "?")) for h in heartbeats], ("fastdp", "sleeve"))
     kind_colour = {k: (BLUE, ORANGE, GREEN, PURPLE)[i % 4] for i, k in enumerate(kinds)}
     ax = fig.add_subplot()
+    # fastdp and sleeve heartbeats often leave together: nudge each kind a few points sideways so one
+    # does not hide the other (a display offset only; the data keep their times).
+    nudge = {k: offset_copy(ax.transData, fig=fig, x=3.0 * (i - (len(kinds) - 1) / 2), units="points")
+             for i, k in enumerate(kinds)}
     for y in lane.values():
         ax.axhline(y, color="#888888", linewidth=1.0, zorder=0)
     stub = 0.3  # how far towards the receiver a lost heartbeat's dashed stub reaches (lane units)
@@ -182,13 +187,17 @@ def heartbeat_ladder(heartbeats: PlotData, host_order: Sequence[str] = ()) -> by
             label = f"{kind} heartbeat {'lost (dashed stub)' if lost else 'received'}"
         if lost:
             direction = 1.0 if y1 >= y0 else -1.0
-            ax.plot([t0, t0], [y0, y0 + direction * stub], color=colour, linestyle="--", linewidth=0.9, label=label)
-            ax.plot([t0], [y0], marker="x", color=VERMILLION, markersize=6, markeredgewidth=1.4, linestyle="none")
+            ax.plot([t0, t0], [y0, y0 + direction * stub], color=colour, linestyle="--", linewidth=0.9, label=label,
+                    transform=nudge[kind])
+            ax.plot([t0], [y0], marker="x", color=VERMILLION, markersize=6, markeredgewidth=1.4, linestyle="none",
+                    transform=nudge[kind])
         else:
             ax.annotate(
                 "",
                 xy=(float(t1), y1),
                 xytext=(t0, y0),
+                xycoords=nudge[kind],
+                textcoords=nudge[kind],
                 arrowprops={"arrowstyle": "-|>", "color": colour, "linewidth": 0.8, "shrinkA": 0, "shrinkB": 0,
                             "mutation_scale": 7},
             )
@@ -219,7 +228,8 @@ def class_mix(captures: PlotData) -> bytes:
     ax = fig.add_subplot()
     names = [str(c.get("name", "?")) for c in rows]
     labels = [n if len(n) <= 30 else n[:29] + "…" for n in names]
-    hatches = ("", "//", "..", "xx", "\\\\", "++", "oo", "--")
+    # Ten hatches against eight colours: no two of the first forty classes share both.
+    hatches = ("", "//", "..", "xx", "\\\\", "++", "oo", "--", "||", "**")
     lefts = [0.0] * len(rows)
     for i, (klass, (colour, _marker)) in enumerate(styles.items()):
         widths = []
