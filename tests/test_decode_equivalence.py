@@ -66,3 +66,13 @@ def test_fast_equals_slow_on_samples(path: Path) -> None:
 def test_empty_chunk() -> None:
     decoded = decode_chunk(chunk_from_frames([]), Settings(), DecodeState())
     assert all(len(v) == 0 for v in decoded.columns.values())
+
+
+def test_fast_equals_slow_across_several_row_blocks() -> None:
+    from weavepcap.decode.bench import make_chunk
+    from weavepcap.decode.fast import BLOCK_ROWS
+
+    chunk = make_chunk(BLOCK_ROWS + BLOCK_ROWS // 2, seed=3)  # two blocks, the second one partial
+    assert_same_columns(chunk)
+    decoded = decode_chunk(chunk, Settings(), DecodeState())
+    assert decoded.slow_frames < len(chunk) // 50  # the benchmark mix is mostly fast-path shapes
