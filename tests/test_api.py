@@ -47,3 +47,29 @@ def test_unreadable_capture_raises_capture_error(tmp_path: Path) -> None:
     bad.write_bytes(b"\x00" * 3)
     with pytest.raises(CaptureError):
         weavepcap.analyze([str(bad)])
+
+
+def test_thinner_keeps_special_rows_and_a_bounded_share_of_bulk_data() -> None:
+    from weavepcap.api import THIN_HEAD, THIN_STRIDE, THIN_TAIL, Thinner
+    from weavepcap.schema import PACKET_COLUMNS, empty_columns
+
+    n = 5000
+    cols = empty_columns(n)
+    cols["frame"][:] = range(1, n + 1)
+    cols["ip_src"][:] = "10.0.0.1"
+    cols["ip_dst"][:] = "10.0.0.2"
+    cols["klass"][:] = "weave.fastdp.data"
+    cols["klass"][::97] = "weave.fastdp.heartbeat"  # special rows scattered through the data
+    frame = pd.DataFrame({c.name: cols[c.name] for c in PACKET_COLUMNS})
+    sink = Thinner()
+    for start in range(0, n, 1234):  # chunks, as the scan hands them over
+        sink(frame.iloc[start:start + 1234].reset_index(drop=True))
+    kept = sink.frame()
+    assert kept["frame"].is_monotonic_increasing and kept["frame"].is_unique
+    special = set(frame.loc[frame["klass"] == "weave.fastdp.heartbeat", "frame"])
+    assert special <= set(kept["frame"])
+    data = kept[kept["klass"] == "weave.fastdp.data"]["frame"].to_numpy()
+    bulk_frames = frame.loc[frame["klass"] == "weave.fastdp.data", "frame"].to_numpy()
+    assert set(bulk_frames[:THIN_HEAD]) <= set(data)  # the head
+    assert set(bulk_frames[-THIN_TAIL:]) <= set(data)  # the tail (e.g. a host's last transmissions)
+    assert len(data) < THIN_HEAD + THIN_TAIL + len(bulk_frames) // THIN_STRIDE + 10

@@ -32,6 +32,14 @@ SERIES_PACKET_CAP = 20_000  # series.packets points kept (special packets always
 BULK_CLASSES = ("weave.fastdp.data", "weave.sleeve.data", "weave.sleeve.encrypted", "weave.fastdp.esp",
                 "weave.control", "other", "arp")
 
+# Big inputs: bulk data frames are thinned as the scan hands them over (memory and time follow the Weave
+# control/special traffic, not the data): per capture and (source, destination, class) the first
+# THIN_HEAD and last THIN_TAIL frames and every THIN_STRIDE-th are kept; every other class is kept whole.
+THIN_CLASSES = ("weave.fastdp.data", "weave.sleeve.data", "weave.sleeve.encrypted", "weave.fastdp.esp", "other")
+THIN_HEAD = 1000
+THIN_TAIL = 200
+THIN_STRIDE = 50
+
 Progress = Callable[[int, int], None]
 ProgressFactory = Callable[[str], Progress | None]
 
@@ -126,16 +134,74 @@ def analyze(
     `progress(bytes_done, bytes_total)` is passed to each capture's scan. Raises CaptureError when a
     capture cannot be read at all; a damaged capture is analysed as far as it reads, with a caveat.
     """
-    from weavepcap.scan import scan_capture
-
     settings = settings or DEFAULT_SETTINGS
     specs = [c if isinstance(c, CaptureSpec) else CaptureSpec.parse(str(c)) for c in captures]
     inputs: list[CaptureInput] = []
     keep = keep_for(specs)
     for spec in specs:
-        result = scan_capture(spec, settings, keep=keep, progress=progress)  # type: ignore[arg-type]
-        inputs.append(input_from_scan(result))
+        inputs.append(scan_input(spec, settings, keep, progress))  # type: ignore[arg-type]
     return analyze_inputs(inputs, clock_offsets=clock_offsets, settings=settings)
+
+
+def scan_input(spec: CaptureSpec, settings: Settings, keep: str, progress: Progress | None = None) -> CaptureInput:
+    """Scan one capture; with keep="notable" (big inputs) bulk data rows are thinned on the way (Thinner)."""
+    from weavepcap.scan import scan_capture
+
+    if keep == "all":
+        return input_from_scan(scan_capture(spec, settings, keep="all", progress=progress))
+    thinner = Thinner()
+    result = scan_capture(spec, settings, keep=keep, progress=progress, sink=thinner)
+    out = input_from_scan(result)
+    out.packets = thinner.frame()
+    return out
+
+
+class Thinner:
+    """A scan sink keeping every special row and a bounded, representative part of the bulk data rows."""
+
+    def __init__(self) -> None:
+        self.parts: list[pd.DataFrame] = []
+        self.tail_parts: list[pd.DataFrame] = []
+        self.counts: dict[tuple[str, str, str], int] = {}
+
+    def __call__(self, chunk: pd.DataFrame) -> None:
+        if chunk.empty:
+            return
+        klass = text(chunk["klass"])
+        bulk = np.isin(klass, THIN_CLASSES)
+        if not bulk.any():
+            self.parts.append(chunk)
+            return
+        idx = np.flatnonzero(bulk)
+        keys = pd.DataFrame({"s": text(chunk["ip_src"])[idx], "d": text(chunk["ip_dst"])[idx], "k": klass[idx]})
+        group = keys.groupby(["s", "d", "k"], sort=False)
+        rank = group.cumcount().to_numpy()
+        size = group["k"].transform("size").to_numpy()
+        base = np.zeros(len(idx), dtype=np.int64)
+        for key, positions in group.indices.items():
+            start = self.counts.get(key, 0)
+            base[positions] = start
+            self.counts[key] = start + len(positions)
+        pos = base + rank
+        keep = ~bulk
+        keep[idx[(pos < THIN_HEAD) | (pos % THIN_STRIDE == 0)]] = True
+        tail = np.zeros(len(chunk), dtype=bool)
+        tail[idx[rank >= size - THIN_TAIL]] = True  # candidates for each group's last rows
+        self.parts.append(chunk[keep])
+        self.tail_parts.append(chunk[tail & ~keep])
+
+    def frame(self) -> pd.DataFrame:
+        parts = list(self.parts)
+        tails = [t for t in self.tail_parts if len(t)]
+        if tails:
+            tail = pd.concat(tails, ignore_index=True)
+            keys = pd.DataFrame({"s": text(tail["ip_src"]), "d": text(tail["ip_dst"]), "k": text(tail["klass"])})
+            last = keys.groupby(["s", "d", "k"], sort=False).cumcount(ascending=False).to_numpy() < THIN_TAIL
+            parts.append(tail[last])
+        if not parts:
+            return _empty_packets()
+        out = pd.concat(parts, ignore_index=True)
+        return out.drop_duplicates("frame").sort_values("frame", kind="stable").reset_index(drop=True)
 
 
 def keep_for(specs: Sequence[CaptureSpec]) -> str:

@@ -69,17 +69,15 @@ def command(
         raise UsageError("standard input (-) can be named only once")
     settings = Settings(weave_port=weave_port)
 
-    from weavepcap.api import analyze_inputs, input_from_scan, keep_for
+    from weavepcap.api import analyze_inputs, keep_for, scan_input
     from weavepcap.report.jsonreport import write_json
     from weavepcap.report.textreport import render_text
-    from weavepcap.scan import scan_capture
 
     inputs = []
     keep = keep_for(specs)
     for spec in specs:
         with _progress_bar(spec) as progress:
-            result = scan_capture(spec, settings, keep=keep, progress=progress)
-        inputs.append(input_from_scan(result))
+            inputs.append(scan_input(spec, settings, keep, progress))
     unknown = set(offsets) - {i.record.host for i in inputs}
     if unknown:
         raise UsageError(f"--clock-offset names no host of these captures: {', '.join(sorted(unknown))}")

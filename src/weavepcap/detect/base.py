@@ -36,6 +36,21 @@ class Timeline:
     # per transmitted special packet: was it seen at the receiving host? (index = packets index)
     delivery: pd.DataFrame = field(default_factory=pd.DataFrame)
 
+    # memo of derived tables several detectors and rules share (acks, path summaries, per-pair rows)
+    cache: dict[str, object] = field(default_factory=dict)
+
+    def pair_rows(self, src_addr: str, dst_addr: str) -> np.ndarray:
+        """Positions (iloc) of the packets from src_addr to dst_addr, from one hash grouping of the table."""
+        groups = self.cache.get("pairs")
+        if groups is None:
+            if self.packets.empty:
+                groups = {}
+            else:
+                keys = pd.DataFrame({"s": text(self.packets["ip_src"]), "d": text(self.packets["ip_dst"])})
+                groups = keys.groupby(["s", "d"], sort=False).indices
+            self.cache["pairs"] = groups
+        return groups.get((src_addr, dst_addr), np.zeros(0, dtype=np.int64))  # type: ignore[union-attr]
+
     def text(self, column: str, rows: pd.DataFrame | None = None) -> np.ndarray:
         frame = self.packets if rows is None else rows
         return text(frame[column])
@@ -53,7 +68,7 @@ def text(series: pd.Series) -> np.ndarray:
     """
     if series.dtype == object:
         return series.to_numpy()
-    return series.astype(object).fillna("").astype(str).to_numpy()
+    return series.to_numpy(dtype=object, na_value="")
 
 
 def empty_events() -> pd.DataFrame:

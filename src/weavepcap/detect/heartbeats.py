@@ -15,6 +15,13 @@ SLEEVE_DATA = ("weave.sleeve.data", "weave.sleeve.encrypted")
 
 def overlay_acks(tl: Timeline) -> pd.DataFrame:
     """TCP 6783 overlay-control acks, with which overlay they ack (fastdp or sleeve) and what."""
+    cached = tl.cache.get("acks")
+    if cached is None:
+        cached = tl.cache["acks"] = _overlay_acks(tl)
+    return cached  # type: ignore[return-value]
+
+
+def _overlay_acks(tl: Timeline) -> pd.DataFrame:
     pk = tl.packets
     if pk.empty:
         return pk.assign(ack_kind=pd.Series(dtype=object))
@@ -138,9 +145,10 @@ def _mode_switch(tl: Timeline, klass: np.ndarray, src: np.ndarray, dst: np.ndarr
     for a, b in zip(text(fast_acks["ip_dst"]), text(fast_acks["ip_src"]), strict=True):
         acked_paths.add((a, b))
     rows = pk[data]
-    keys = list(zip(text(rows["ip_src"]), text(rows["ip_dst"]), strict=True))
-    start = np.array([first_hb.get(k, np.iinfo(np.int64).max) for k in keys], dtype="int64")
-    after = (rows["t_ns"].to_numpy() > start) & np.array([k not in acked_paths for k in keys], dtype=bool)
+    pair = pd.MultiIndex.from_arrays([text(rows["ip_src"]), text(rows["ip_dst"])])
+    start = first_hb.astype("int64").reindex(pair, fill_value=np.iinfo(np.int64).max).to_numpy()
+    acked = pair.isin(list(acked_paths)) if acked_paths else np.zeros(len(rows), dtype=bool)
+    after = (rows["t_ns"].to_numpy() > start) & ~np.asarray(acked, dtype=bool)
     cand = rows[after]
     first = ~cand.duplicated(["ip_src", "ip_dst"]).to_numpy()
     chosen = cand[first]

@@ -26,14 +26,20 @@ class MtuBounds:
 
 
 def mtu_bounds(tl: Timeline, src_addr: str, dst_addr: str) -> MtuBounds:
+    key = f"mtu:{src_addr}>{dst_addr}"
+    if key not in tl.cache:
+        tl.cache[key] = _mtu_bounds(tl, src_addr, dst_addr)
+    return tl.cache[key]  # type: ignore[return-value]
+
+
+def _mtu_bounds(tl: Timeline, src_addr: str, dst_addr: str) -> MtuBounds:
     pk = tl.packets
     if pk.empty:
         return MtuBounds(None, None, None, None)
-    ip_src = text(pk["ip_src"])
-    ip_dst = text(pk["ip_dst"])
-    direction = text(pk["dir"])
-    on_path = (ip_src == src_addr) & (ip_dst == dst_addr)
-    arrived = pk["ip_len"].to_numpy()[on_path & (direction == "rx")]
+    pos = tl.pair_rows(src_addr, dst_addr)
+    direction = text(pk["dir"])[pos]
+    ip_len = pk["ip_len"].to_numpy()[pos]
+    arrived = ip_len[direction == "rx"]
     low = int(arrived.max()) if arrived.size else None
     acks = overlay_acks(tl)
     if not acks.empty:
@@ -41,13 +47,13 @@ def mtu_bounds(tl: Timeline, src_addr: str, dst_addr: str) -> MtuBounds:
                    & (text(acks["ip_dst"]) == src_addr)]
         if not ver.empty and int(ver["ctl_pmtu"].max()) > 0:
             low = max(low or 0, int(ver["ctl_pmtu"].max()) + SLEEVE_OVERHEAD)
-    klass = text(pk["klass"])
-    icmp = pk[np.isin(klass, ICMP_CLASSES) & (text(pk["q_ip_src"]) == src_addr) & (text(pk["q_ip_dst"]) == dst_addr)]
+    icmp = _icmp_rows(tl)
+    icmp = icmp[(text(icmp["q_ip_src"]) == src_addr) & (text(icmp["q_ip_dst"]) == dst_addr)]
     icmp_mtu = int(icmp["icmp_mtu"].min()) if not icmp.empty else None
     smallest_lost = None
     d = tl.delivery
     if not d.empty:
-        idx = pk.index[on_path & (direction == "tx") & pk["ip_df"].to_numpy()]
+        idx = pk.index[pos[(direction == "tx") & pk["ip_df"].to_numpy().astype(bool)[pos]]]
         sub = d.reindex(idx)
         lost = sub[sub["checkable"].fillna(False).astype(bool) & ~sub["delivered"].fillna(False).astype(bool)]
         if not lost.empty:
@@ -59,8 +65,23 @@ def mtu_bounds(tl: Timeline, src_addr: str, dst_addr: str) -> MtuBounds:
     return MtuBounds(low, high, icmp_mtu, smallest_lost)
 
 
+def _icmp_rows(tl: Timeline) -> pd.DataFrame:
+    cached = tl.cache.get("icmp")
+    if cached is None:
+        pk = tl.packets
+        cached = tl.cache["icmp"] = pk[np.isin(text(pk["klass"]), ICMP_CLASSES)]
+    return cached  # type: ignore[return-value]
+
+
 def summarize_paths(tl: Timeline) -> list[PathInfo]:
     """One PathInfo per direction between captured-or-addressed Weave hosts that exchanged Weave traffic."""
+    cached = tl.cache.get("paths")
+    if cached is None:
+        cached = tl.cache["paths"] = _summarize_paths(tl)
+    return cached  # type: ignore[return-value]
+
+
+def _summarize_paths(tl: Timeline) -> list[PathInfo]:
     pk = tl.packets
     if pk.empty:
         return []
@@ -74,12 +95,15 @@ def summarize_paths(tl: Timeline) -> list[PathInfo]:
     owner = {a: h for h, i in tl.hosts.items() for a in i.addresses}
     acks = overlay_acks(tl)
     out: list[PathInfo] = []
-    direction = text(pk["dir"])
-    ip_src, ip_dst = text(pk["ip_src"]), text(pk["ip_dst"])
+    all_dir = text(pk["dir"])
+    all_len = pk["ip_len"].to_numpy()
+    all_mtu = pk["overlay_mtu"].to_numpy()
     for s, d in zip(pairs["s"], pairs["d"], strict=True):
-        on = (ip_src == s) & (ip_dst == d)
-        hb_fast = on & (klass == FASTDP_HB)
-        hb_sleeve = on & (klass == SLEEVE_HB)
+        pos = tl.pair_rows(s, d)
+        k = klass[pos]
+        direction = all_dir[pos]
+        hb_fast = k == FASTDP_HB
+        hb_sleeve = k == SLEEVE_HB
         hb = hb_fast if hb_fast.any() else hb_sleeve
         sent = int((hb & (direction == "tx")).sum())
         received = int((hb & (direction == "rx")).sum())
@@ -87,15 +111,15 @@ def summarize_paths(tl: Timeline) -> list[PathInfo]:
         if not acks.empty:
             mine = acks[(text(acks["ip_src"]) == d) & (text(acks["ip_dst"]) == s)]
             acked = set(mine["ack_kind"])
-        if "fastdp.hb_ack" in acked or (hb_fast & (direction == "rx")).any() and (on & (klass == "weave.fastdp.data")).any():
+        if "fastdp.hb_ack" in acked or (hb_fast & (direction == "rx")).any() and (k == "weave.fastdp.data").any():
             mode = "fastdp"
-        elif (on & np.isin(klass, SLEEVE_DATA)).any() or "sleeve.hb_ack" in acked:
+        elif np.isin(k, SLEEVE_DATA).any() or "sleeve.hb_ack" in acked:
             mode = "sleeve"
         else:
             mode = "unknown"
-        sizes = pk["ip_len"].to_numpy()[hb_fast]
+        sizes = all_len[pos][hb_fast]
         hb_len = int(pd.Series(sizes).mode().iloc[0]) if sizes.size else None
-        mtus = pk["overlay_mtu"].to_numpy()[hb_fast]
+        mtus = all_mtu[pos][hb_fast]
         overlay = int(pd.Series(mtus).mode().iloc[0]) if mtus.size else None
         bounds = mtu_bounds(tl, s, d)
         out.append(PathInfo(

@@ -130,16 +130,23 @@ def overlay_facts(ctx: Context) -> dict[str, object]:
 def control_counts(ctx: Context) -> dict[str, int]:
     """TCP 6783 connections attempted (distinct SYN 4-tuples) and reset (distinct 4-tuples with an RST), each
     counted once however many captures show it."""
+    cached = ctx.tl.cache.get("control_counts")
+    if cached is not None:
+        return dict(cached)  # type: ignore[call-overload]
     pk = ctx.packets
     if pk.empty:
         return {"syn_attempts": 0, "connections": 0, "resets": 0}
     port = ctx.settings.weave_port
     tcp = (pk["ip_proto"].to_numpy() == 6) & ((pk["sport"].to_numpy() == port) | (pk["dport"].to_numpy() == port))
     flags = pk["tcp_flags"].to_numpy()
-    a = pd.Series(text(pk["ip_src"])) + ":" + pk["sport"].astype(str).to_numpy()
-    b = pd.Series(text(pk["ip_dst"])) + ":" + pk["dport"].astype(str).to_numpy()
-    conn = np.where(a < b, a + "|" + b, b + "|" + a)
-    syn = tcp & ((flags & 0x12) == 0x02)
-    rst = tcp & ((flags & 0x04) != 0)
-    attempts = len(set(conn[syn]))
-    return {"syn_attempts": attempts, "connections": attempts, "resets": len(set(conn[rst]))}
+    want = tcp & (((flags & 0x12) == 0x02) | ((flags & 0x04) != 0))  # SYNs and RSTs only
+    rows = pk[want]
+    a = list(zip(text(rows["ip_src"]), rows["sport"].to_numpy().tolist(), strict=True))
+    b = list(zip(text(rows["ip_dst"]), rows["dport"].to_numpy().tolist(), strict=True))
+    conn = [(x, y) if x < y else (y, x) for x, y in zip(a, b, strict=True)]
+    f = rows["tcp_flags"].to_numpy()
+    attempts = len({c for c, fl in zip(conn, f, strict=True) if (fl & 0x12) == 0x02})
+    resets = len({c for c, fl in zip(conn, f, strict=True) if fl & 0x04})
+    out = {"syn_attempts": attempts, "connections": attempts, "resets": resets}
+    ctx.tl.cache["control_counts"] = out
+    return dict(out)
