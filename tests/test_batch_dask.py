@@ -64,5 +64,5 @@ def test_cli_scheduler_option(tmp_path: Path, scheduler_address: str, monkeypatc
 def test_an_unreachable_scheduler_is_one_clear_error(tmp_path: Path) -> None:
     root = make_incidents(tmp_path / "in")
     with pytest.raises(SchedulerError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
-        run_batch([str(root)], tmp_path / "out", scheduler="tcp://127.0.0.1:9", scheduler_timeout_s=2,
+        run_batch([str(root)], tmp_path / "out", scheduler="tcp://127.0.0.1:9", scheduler_timeout_s=1,
                   analyze_group=stub_analyze, render_report=stub_report)
