@@ -75,6 +75,9 @@ CORPUS: list[tuple[int, bytes]] = [
     (276, sll2(_SLEEVE_HB)),
     (101, _HB),
     (229, ipv6(udp(b"v6"))),
+    (1, ethernet(ipv6(tcp(b"weave\x01\x02\x00", dport=6783), next_header=6), ethertype=0x86DD)),
+    (1, ethernet(ipv6(icmp(135, 0, bytes(4), bytes(16)), next_header=58), ethertype=0x86DD)),
+    (1, ethernet(ipv6(udp(vxlan(fastdp_heartbeat_frame(3, 100), 9), dport=6784)), ethertype=0x86DD)),
     (0, null_loopback(_HB, 2)),
     (108, null_loopback(ipv6(udp(b"")), 24, big_endian=True)),
 ]

@@ -368,7 +368,11 @@ def test_ports_and_fields_missing_when_snaplen_cuts_them() -> None:
     assert c["weave_conn_uid"][0] == 0 and c["weave_hb_len"][0] == -1  # UID only half captured
     c = decode_chunk(chunk_from_frames([frame[: 14 + 20 + 4]]), SETTINGS, DecodeState()).columns
     assert c["ip_src"][0] == "192.168.1.10" and c["tun_type"][0] == 0
-    assert (c["sport"][0], c["dport"][0], c["udp_len"][0]) == (51000, 6784, -1)  # each field when its bytes are there
+    assert (c["sport"][0], c["dport"][0], c["udp_len"][0]) == (
+        51000,
+        6784,
+        -1,
+    )  # each field when its bytes are there
 
 
 def test_non_ip_frames_keep_link_fields() -> None:
@@ -376,3 +380,22 @@ def test_non_ip_frames_keep_link_fields() -> None:
     c = decode_chunk(chunk_from_frames([arp, b"\x01\x02", b""]), SETTINGS, DecodeState()).columns
     assert c["ethertype"].tolist() == [0x0806, -1, -1] and c["ip_version"].tolist() == [0, 0, 0]
     assert np.array_equal(c["frame"], [1, 2, 3])
+
+
+def test_plain_ipv6_takes_the_fast_path() -> None:
+    frames = [
+        ethernet(ipv6(udp(b"v6", sport=5353, dport=5353), src="fe80::1", dst="ff02::fb"), ethertype=0x86DD),
+        ethernet(ipv6(tcp(b"x" * 10, sport=443, dport=50000), next_header=6), ethertype=0x86DD),
+        ethernet(
+            ipv6(icmp(128, 0, b"\0\1\0\1"), next_header=58, src="2001:db8::a", dst="2001:db8::b"),
+            ethertype=0x86DD,
+        ),
+    ]
+    chunk = chunk_from_frames(frames)
+    assert_same_columns(chunk)
+    decoded = decode_chunk(chunk, SETTINGS, DecodeState())
+    c = decoded.columns
+    assert decoded.slow_frames == 0
+    assert c["ip_src"].tolist() == ["fe80::1", "fd00::1", "2001:db8::a"] and c["ip_dst"][0] == "ff02::fb"
+    assert c["dport"].tolist() == [5353, 50000, -1] and c["icmp_type"].tolist() == [-1, -1, 128]
+    assert c["l4_payload_len"].tolist() == [2, 10, -1] and c["ip_len"].tolist() == [50, 70, 48]

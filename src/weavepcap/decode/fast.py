@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import numpy as np
 import pandas as pd
 
@@ -13,7 +15,9 @@ from weavepcap.decode.constants import (
     ETH_IPV6,
     ETH_TEB,
     ICMP4_ERROR_TYPES,
+    ICMP6_ERROR_TYPES,
     IPPROTO_ICMP,
+    IPPROTO_ICMPV6,
     IPPROTO_TCP,
     IPPROTO_UDP,
     LT_ETHERNET,
@@ -140,6 +144,42 @@ class _Text:
         self.parts = []
 
 
+class _Text6:
+    """IPv6 text columns gathered as two 64-bit halves and formatted once per distinct address."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def add(self, column: str, rows: np.ndarray, high: np.ndarray, low: np.ndarray) -> None:
+        if rows.size:
+            self.parts.append((column, rows, high, low))
+
+    def flush(self, cols: Cols) -> None:
+        if not self.parts:
+            return
+        high = np.concatenate([h for _, _, h, _ in self.parts])
+        low = np.concatenate([lo for _, _, _, lo in self.parts])
+        high_codes, _ = pd.factorize(high)
+        low_codes, low_uniques = pd.factorize(low)
+        codes, firsts = pd.factorize(high_codes.astype(np.int64) * len(low_uniques) + low_codes)
+        # one representative row per distinct address, formatted like the per-packet path
+        first_row = np.zeros(len(firsts), dtype=np.int64)
+        first_row[codes[::-1]] = np.arange(codes.size - 1, -1, -1)
+        pairs = np.empty((len(firsts), 2), dtype=">u8")
+        pairs[:, 0], pairs[:, 1] = high[first_row], low[first_row]
+        raw = pairs.tobytes()
+        texts = np.array(
+            [socket.inet_ntop(socket.AF_INET6, raw[16 * k : 16 * k + 16]) for k in range(len(firsts))],
+            dtype=object,
+        )
+        values = texts[codes]
+        at = 0
+        for column, rows, h, _ in self.parts:
+            cols[column][rows] = values[at : at + h.size]
+            at += h.size
+        self.parts = []
+
+
 class FastDecoder:
     """Decodes every frame it can by vectorised gathers and reports the rows it leaves to the per-packet path."""
 
@@ -160,6 +200,7 @@ class FastDecoder:
         self.read = ByteReader(chunk.data)
         self.cols = cols
         self.text = _Text()
+        self.text6 = _Text6()
         starts = chunk.offsets.astype(np.int64)
         caps = chunk.caplen.astype(np.int64)
         linktypes = chunk.linktype.astype(np.int64)
@@ -171,6 +212,7 @@ class FastDecoder:
             self.rows = rows
             self._block(linktypes[rows])
         self.text.flush(cols)
+        self.text6.flush(cols)
         return self.slow
 
     def _block(self, lt: np.ndarray) -> None:
@@ -178,11 +220,12 @@ class FastDecoder:
         l3 = np.full(m, -1, dtype=np.int64)
         ethertype = np.full(m, -1, dtype=np.int64)
         self._link(lt, l3, ethertype)
-        ipv6 = (l3 >= 0) & (ethertype == ETH_IPV6)
-        self.slow[self.rows[ipv6]] = True  # IPv6 always needs the extension-header walk
         v4 = np.flatnonzero((l3 >= 0) & (ethertype == ETH_IPV4) & ~self.slow[self.rows])
         if v4.size:
             self._ipv4(v4, l3[v4])
+        v6 = np.flatnonzero((l3 >= 0) & (ethertype == ETH_IPV6) & ~self.slow[self.rows])
+        if v6.size:
+            self._ipv6(v6, l3[v6])
 
     # --- link layer -------------------------------------------------------------------------------
 
@@ -318,14 +361,63 @@ class FastDecoder:
         pend = np.where(ip_len >= 20, np.minimum(cap, l3 + ip_len), cap)
         l4 = l3 + 20
         ip_payload = ip_len - 20
-        for proto_value, handler in (
-            (IPPROTO_UDP, self._udp),
-            (IPPROTO_TCP, self._tcp),
-            (IPPROTO_ICMP, self._icmp),
-        ):
+        self._transport(at, proto, l4, pend, ip_payload, IPPROTO_ICMP, ICMP4_ERROR_TYPES)
+
+    # --- IPv6 without extension headers -------------------------------------------------------------
+
+    def _ipv6(self, at: np.ndarray, l3: np.ndarray) -> None:
+        read, cols = self.read, self.cols
+        cap = self.cap[at]
+        h = self.start[at] + l3
+        w0 = read.u64(h)
+        next_header = _i((w0 >> 8) & _U8)
+        # anything else (extension headers, fragments, IP-in-IP, short or odd headers) is walked per packet
+        simple = (
+            (cap >= l3 + 40)
+            & ((w0 >> 60) == 6)
+            & _any_of(next_header, (IPPROTO_UDP, IPPROTO_TCP, IPPROTO_ICMPV6))
+        )
+        self.slow[self.rows[at[~simple]]] = True
+        at, l3, cap, h, w0, next_header = (
+            at[simple],
+            l3[simple],
+            cap[simple],
+            h[simple],
+            w0[simple],
+            next_header[simple],
+        )
+        if at.size == 0:
+            return
+        rows = self.rows[at]
+        payload_len = _i((w0 >> 16) & _U16)
+        cols["ip_version"][rows] = 6
+        cols["ip_hdr_len"][rows] = 40
+        cols["ip_len"][rows] = payload_len + 40
+        cols["ip_frag_off"][rows] = 0
+        cols["ip_ttl"][rows] = _i(w0 & _U8)
+        cols["ip_proto"][rows] = next_header
+        self.text6.add("ip_src", rows, read.u64(h + 8), read.u64(h + 16))
+        self.text6.add("ip_dst", rows, read.u64(h + 24), read.u64(h + 32))
+        pend = np.where(payload_len > 0, np.minimum(cap, l3 + 40 + payload_len), cap)
+        self._transport(at, next_header, l3 + 40, pend, payload_len, IPPROTO_ICMPV6, ICMP6_ERROR_TYPES)
+
+    def _transport(
+        self,
+        at: np.ndarray,
+        proto: np.ndarray,
+        l4: np.ndarray,
+        pend: np.ndarray,
+        ip_payload: np.ndarray,
+        icmp_proto: int,
+        icmp_errors: tuple[int, ...],
+    ) -> None:
+        for proto_value, handler in ((IPPROTO_UDP, self._udp), (IPPROTO_TCP, self._tcp)):
             sel = proto == proto_value
             if sel.any():
                 handler(at[sel], l4[sel], pend[sel], ip_payload[sel])
+        sel = proto == icmp_proto
+        if sel.any():
+            self._icmp(at[sel], l4[sel], pend[sel], icmp_errors)
 
     # --- transport --------------------------------------------------------------------------------
 
@@ -385,13 +477,13 @@ class FastDecoder:
         cols["tcp_flags"][rows] = _i((w1 >> 16) & _U8)
         cols["l4_payload_len"][rows] = payload_len[keep]
 
-    def _icmp(self, at: np.ndarray, l4: np.ndarray, pend: np.ndarray, ip_payload: np.ndarray) -> None:
+    def _icmp(self, at: np.ndarray, l4: np.ndarray, pend: np.ndarray, errors: tuple[int, ...]) -> None:
         cols = self.cols
         fits = self._fits(at, l4 + 8, pend)
-        at, l4, ip_payload = at[fits], l4[fits], ip_payload[fits]
+        at, l4 = at[fits], l4[fits]
         hdr = self.read.u64(self.start[at] + l4)
         icmp_type = _i(hdr >> 56)
-        error = _any_of(icmp_type, ICMP4_ERROR_TYPES)  # quotes a datagram: per-packet path
+        error = _any_of(icmp_type, errors)  # quotes a datagram: per-packet path
         self.slow[self.rows[at[error]]] = True
         keep = ~error
         rows = self.rows[at[keep]]
