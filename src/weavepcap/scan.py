@@ -229,7 +229,8 @@ class _Pipeline:
         self.pending: dict[str, np.ndarray] | None = None  # fragment rows whose train is still open
         self.weave_hosts: set[str] = set()
         self.agg = _Aggregates(settings, flows)
-        self.kept: list[pd.DataFrame] = []
+        # kept rows, as column parts (text as int32 codes) with each part's distinct text values
+        self.kept: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = []
 
     def add_chunk(self, columns: dict[str, np.ndarray], payloads: dict[int, bytes]) -> None:
         self.weave_hosts |= weave_endpoints(columns, self.settings)
@@ -296,73 +297,117 @@ class _Pipeline:
         if self.keep == "none":
             return
         rows = ready if self.keep == "all" else (codes != OTHER) if ready is None else (codes != OTHER) & ready
+        part = {name: batch[name] for name in COLUMN_NAMES if name != "klass"}
+        part[_CODE] = codes
         if rows is not None:
             if not rows.any():
                 return
-            batch = _take(batch, np.flatnonzero(rows))
-        self.kept.append(_frame({name: batch[name] for name in COLUMN_NAMES}))
+            part = _take(part, np.flatnonzero(rows))
+        # Text becomes integer codes + a few distinct values per part, so per-row strings are freed now.
+        texts: dict[str, np.ndarray] = {}
+        for name in _KEPT_TEXT:
+            found, texts[name] = pd.factorize(part[name])
+            part[name] = found.astype(np.int32)
+        self.kept.append((part, texts))
+
+    def _take_kept(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """The kept parts as one set of columns (text codes over shared values), built column by column."""
+        parts, self.kept = self.kept, []
+        if not parts:
+            empty = empty_columns(0)
+            del empty["klass"]
+            empty[_CODE] = np.zeros(0, dtype=np.int8)
+            for name in _KEPT_TEXT:
+                empty[name] = np.zeros(0, dtype=np.int32)
+            return empty, {name: np.zeros(0, dtype=object) for name in _KEPT_TEXT}
+        if len(parts) == 1:
+            return parts[0]
+        texts: dict[str, np.ndarray] = {}
+        for name in _KEPT_TEXT:
+            values: dict[str, int] = {}
+            for part, part_texts in parts:
+                remap = np.array([values.setdefault(v, len(values)) for v in part_texts[name].tolist()], dtype=np.int32)
+                part[name] = remap[part[name]] if remap.size else part[name]
+            texts[name] = np.array(list(values), dtype=object)
+        out: dict[str, np.ndarray] = {}
+        for name in list(parts[0][0]):
+            out[name] = np.concatenate([part.pop(name) for part, _ in parts])
+        return out, texts
+
+    def _settle(self, kept: tuple[dict[str, np.ndarray], dict[str, np.ndarray]], *, final: bool
+                ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Decide provisional ESP rows between known Weave peers; at the end (`final`) the rest become `other`."""
+        columns, texts = kept
+        rows = np.flatnonzero(columns[_CODE] == ESP_PENDING_CODE)
+        if not rows.size:
+            return kept
+        src = texts["ip_src"][columns["ip_src"][rows]]
+        dst = texts["ip_dst"][columns["ip_dst"][rows]]
+        weave = _between(src, dst, self.weave_hosts)
+        columns[_CODE][rows[weave]] = CLASS_CODE["weave.fastdp.esp"]
+        columns["uncertain"][rows[weave]] = False
+        if final:
+            other = rows[~weave]
+            columns[_CODE][other] = OTHER
+            if self.keep == "notable" and other.size:
+                keep_rows = np.ones(len(columns[_CODE]), dtype=bool)
+                keep_rows[other] = False
+                columns = _take(columns, np.flatnonzero(keep_rows))
+        return columns, texts
 
     def _packets(self) -> pd.DataFrame:
-        frame = self._settle(self._take_kept(), final=True)
-        frame = frame.sort_values("frame", kind="stable").reset_index(drop=True)
-        frame["capture"] = pd.Categorical.from_codes(np.zeros(len(frame), dtype=np.int8), [self.capture])
-        frame["host"] = pd.Categorical.from_codes(np.zeros(len(frame), dtype=np.int8), [self.host])
-        for name in TEXT_COLUMNS:
-            frame[name] = _categorical(frame[name].to_numpy(dtype=object))
-        return frame
-
-    def _take_kept(self) -> pd.DataFrame:
-        if self.kept:
-            frame = pd.concat(self.kept, ignore_index=True) if len(self.kept) > 1 else self.kept[0]
-        else:
-            frame = _frame(empty_columns(0))
-        self.kept = []
-        return frame
-
-    def _settle(self, frame: pd.DataFrame, *, final: bool) -> pd.DataFrame:
-        """Decide provisional ESP rows between known Weave peers; at the end (`final`) the rest become `other`."""
-        esp = (frame["klass"] == _ESP_PENDING).to_numpy()
-        if not esp.any():
-            return frame
-        weave = esp & _between(frame["ip_src"].to_numpy(), frame["ip_dst"].to_numpy(), self.weave_hosts)
-        frame.loc[weave, "klass"] = "weave.fastdp.esp"
-        frame.loc[weave, "uncertain"] = False
-        if final:
-            frame.loc[esp & ~weave, "klass"] = "other"
-            if self.keep == "notable":
-                frame = frame[~(esp & ~weave)]
-        return frame
+        columns, texts = self._settle(self._take_kept(), final=True)
+        order = np.argsort(columns["frame"], kind="stable")
+        n = len(order)
+        out: dict[str, object] = {}
+        for name in COLUMN_NAMES:  # one column at a time, so only one extra column is alive at once
+            if name == "klass":
+                out[name] = pd.Categorical.from_codes(columns.pop(_CODE)[order], list(CLASS_NAMES))
+            elif name in texts:
+                out[name] = pd.Categorical.from_codes(columns.pop(name)[order], pd.Index(texts[name], dtype=object))
+            else:
+                out[name] = columns.pop(name)[order]
+        out["capture"] = pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), [self.capture])
+        out["host"] = pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), [self.host])
+        return pd.DataFrame(out, copy=False)
 
     def drain(self, *, final: bool) -> None:
         """Hand kept rows to the sink in frame order, holding back what is not settled yet (within a bound)."""
         if self.sink is None or not self.kept:
             return
-        frame = self._settle(self._take_kept(), final=final)
+        columns, texts = self._settle(self._take_kept(), final=final)
+        frames = columns["frame"]
         if not final:
             # Rows from the first unresolved fragment or provisional ESP row on wait for it (within a bound).
-            esp_frames = frame.loc[frame["klass"] == _ESP_PENDING, "frame"]
-            starts = [int(esp_frames.min())] if len(esp_frames) else []
+            starts = frames[columns[_CODE] == ESP_PENDING_CODE].tolist()
             if self.pending is not None and len(self.pending["frame"]):
                 starts.append(int(self.pending["frame"].min()))
-            waiting = frame[frame["frame"] >= min(starts)] if starts else frame.iloc[:0]
-            if len(waiting) > REORDER_MAX_ROWS:
+            waiting = frames >= min(starts) if starts else np.zeros(len(frames), dtype=bool)
+            if np.count_nonzero(waiting) > REORDER_MAX_ROWS:
                 # Too much waits: settle provisional ESP as `other` now (the summary may still count it as
                 # Weave ESP if its peers turn up later) and let fragment rows follow out of order.
-                frame = self._settle(frame, final=True)
-                waiting = frame.iloc[:0]
-            if len(waiting):
-                self.kept = [waiting.reset_index(drop=True)]
-                frame = frame.drop(index=waiting.index)
-        if len(frame):
-            frame = frame.sort_values("frame", kind="stable").reset_index(drop=True)
-            frame["capture"] = self.capture
-            frame["host"] = self.host
-            self.sink(frame)
-
-def _categorical(values: np.ndarray) -> pd.Categorical:
-    """Text as a categorical, through factorize (several times faster than astype("category") on object)."""
-    codes, uniques = pd.factorize(values)
-    return pd.Categorical.from_codes(codes, pd.Index(uniques, dtype=object))
+                columns, texts = self._settle((columns, texts), final=True)
+                frames = columns["frame"]
+                waiting = np.zeros(len(frames), dtype=bool)
+            if waiting.any():
+                self.kept = [(_take(columns, np.flatnonzero(waiting)), texts)]
+                columns = _take(columns, np.flatnonzero(~waiting))
+                frames = columns["frame"]
+        if not len(frames):
+            return
+        columns = _take(columns, np.argsort(frames, kind="stable"))
+        out: dict[str, np.ndarray] = {}
+        for name in COLUMN_NAMES:
+            if name == "klass":
+                out[name] = _CODE_NAME_ARRAY[columns[_CODE]]
+            elif name in texts:
+                out[name] = texts[name][columns[name]]
+            else:
+                out[name] = columns[name]
+        frame = _frame(out)
+        frame["capture"] = self.capture
+        frame["host"] = self.host
+        self.sink(frame)
 
 
 def _frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -389,6 +434,9 @@ _CODE_NAMES = (*CLASS_NAMES, _ESP_PENDING)
 _WEAVE_CODES = _codes_of(WEAVE_CLASSES)
 _CONTROL_CODES = _codes_of(("weave.control", "weave.control.heartbeat"))
 _CLASS_SPACE = 32  # > every class code, ESP_PENDING_CODE included
+_CODE = "_code"  # kept parts carry their int8 class codes in this extra column until they leave
+_CODE_NAME_ARRAY = np.array(_CODE_NAMES, dtype=object)
+_KEPT_TEXT = tuple(name for name in TEXT_COLUMNS if name != "klass")  # klass is rebuilt from the codes
 
 
 class _Aggregates:
