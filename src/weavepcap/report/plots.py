@@ -107,8 +107,8 @@ def packet_sizes(packets: PlotData, paths: PlotData, host_order: Sequence[str] =
             if path.get("src_host") != host:
                 continue
             for key, name, style in (
-                ("path_mtu_high", "path MTU", "-"),
-                ("path_mtu_low", "path MTU lower bound", ":"),
+                ("path_mtu_high", "path MTU (IP)", "-"),
+                ("path_mtu_low", "path MTU lower bound (IP)", ":"),
                 ("heartbeat_ip_len", "heartbeat IP length", "--"),
             ):
                 value = path.get(key)
@@ -118,7 +118,7 @@ def packet_sizes(packets: PlotData, paths: PlotData, host_order: Sequence[str] =
                 ax.axhline(float(value), color="#444444", linestyle=style, linewidth=1.1, zorder=1,
                            label=label if label not in shown_labels else None)
                 shown_labels.add(label)
-        ax.set_ylabel("size (bytes)")
+        ax.set_ylabel("frame size (bytes)")
         ax.set_title(host, loc="left", fontsize=9)
         ax.grid(True, alpha=0.3)
     axes[-1].set_xlabel("time since analysis start (s)")
@@ -260,8 +260,8 @@ def build_all(doc: Mapping[str, Any]) -> list[tuple[str, str, str, bytes]]:
         (
             "1-packet-sizes.png",
             "Packet size over time",
-            "Each packet per host over time, coloured by traffic class; lines mark the path MTU and the "
-            "heartbeat's IP length; stars are ICMP frag-needed.",
+            "Each packet per host over time (frame size on the wire), coloured by traffic class; lines mark "
+            "the path MTU and the heartbeat's IP packet length (a frame is 14 bytes longer); stars are ICMP frag-needed.",
             packet_sizes(series.get("packets") or [], doc.get("paths") or [], host_order),
         ),
         (
