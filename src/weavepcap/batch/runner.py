@@ -24,7 +24,7 @@ from weavepcap.settings import Settings
 
 # Imported once by the fork server, so each worker forks with the pipeline loaded (missing ones are skipped).
 FORKSERVER_PRELOAD = ["weavepcap.batch.runner", "weavepcap.io", "weavepcap.api", "weavepcap.report.htmlreport"]
-POOL_ROUNDS = 3  # a crashed worker breaks the pool: retry its unfinished groups at most this many times
+POOL_ROUNDS = 3  # pools in turn: a dead worker breaks its pool, the unfinished groups run again in the next
 SCHEDULER_CONNECT_TIMEOUT_S = 20.0
 
 
