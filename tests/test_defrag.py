@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from weavepcap import schema
+from weavepcap import defrag, schema
 from weavepcap.defrag import Defragmenter, FragmentAnnotations, fragment_mask
 from weavepcap.settings import Settings
 
@@ -138,3 +139,10 @@ def test_non_fragments_are_ignored() -> None:
     cols["ip_frag_off"][:] = 0
     d = Defragmenter(S)
     assert len(d.feed(cols, {})) == 0 and len(d.finish()) == 0
+
+
+def test_a_train_of_too_many_fragments_is_given_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(defrag, "MAX_FRAGMENTS_PER_TRAIN", 4)
+    out = run(*(frag(i, (i - 1) * 8, b"x" * 8, mf=True) for i in range(1, 7)))
+    assert [out[i][2] for i in range(1, 5)] == ["evicted"] * 4
+    assert out[5] == (5, -1, "incomplete") and out[6] == (5, -1, "incomplete")

@@ -17,8 +17,10 @@ COMPLETE_LINGER_NS = 1_000_000_000
 
 # IPv4 total length is 16 bits: no datagram, hence no fragment offset + length, can pass this.
 MAX_DATAGRAM = 65535
-# IPv6 jumbograms cannot be fragmented; the same 16-bit bound applies to the fragmentable part.
 IPV6_FRAGMENT_HEADER = 8
+# A 65535-byte datagram over a 576-byte MTU needs ~120 fragments; far more is an attack or garbage, and
+# overlap checks are quadratic in the pieces of a train, so such a train is given up as `evicted`.
+MAX_FRAGMENTS_PER_TRAIN = 1024
 
 STATUSES = ("complete", "overlap", "conflict", "timeout", "incomplete", "evicted")
 
@@ -94,6 +96,7 @@ class _Train:
     conflict: bool = False
     complete_at: int = -1  # capture time at which the train became complete, -1 while it is not
     buffered: int = 0
+    max_end: int = 0  # furthest byte any piece reaches
 
     def add(self, frame: int, ts: int, start: int, length: int, data: bytes, last: bool) -> None:
         self.frames.append(frame)
@@ -116,7 +119,8 @@ class _Train:
             if self.total >= 0 and self.total != end:
                 self.conflict = True  # two different "last" fragments
             self.total = end if self.total < 0 else min(self.total, end)
-        if self.total >= 0 and (end > self.total or any(p.end > self.total for p in self.pieces)):
+        self.max_end = max(self.max_end, end)
+        if 0 <= self.total < self.max_end:
             self.conflict = True  # data beyond the datagram's end
         self.pieces.append(_Piece(start, end, data))
         self.buffered += len(data)
@@ -202,6 +206,10 @@ class Defragmenter:
             if train is not None and ts - train.first_ts > timeout:
                 self._drop(key)
                 out.append((train, self._final_status(train, "timeout")))
+                train = None
+            if train is not None and len(train.frames) >= MAX_FRAGMENTS_PER_TRAIN:
+                self._drop(key)
+                out.append((train, self._final_status(train, "evicted")))
                 train = None
             if train is None:
                 train = _Train(key=key, first_frame=frame, first_ts=ts, last_ts=ts)
