@@ -399,3 +399,14 @@ def test_plain_ipv6_takes_the_fast_path() -> None:
     assert c["ip_src"].tolist() == ["fe80::1", "fd00::1", "2001:db8::a"] and c["ip_dst"][0] == "ff02::fb"
     assert c["dport"].tolist() == [5353, 50000, -1] and c["icmp_type"].tolist() == [-1, -1, 128]
     assert c["l4_payload_len"].tolist() == [2, 10, -1] and c["ip_len"].tolist() == [50, 70, 48]
+
+
+def test_sleeve_batches_are_walked_on_the_fast_path_up_to_a_bound() -> None:
+    short = ethernet(ipv4(udp(sleeve([b"a" * 60, b"b" * 70, b"c" * 80]), sport=6783, dport=6783)))
+    long = ethernet(ipv4(udp(sleeve([b""] * 200), sport=6783, dport=6783)))
+    cut = ethernet(ipv4(udp(sleeve([b"a" * 60, b"b" * 70, b"c" * 80]), sport=6783, dport=6783)))[:120]
+    chunk = chunk_from_frames([short, long, cut])
+    assert_same_columns(chunk)
+    decoded = decode_chunk(chunk, SETTINGS, DecodeState())
+    assert decoded.columns["sleeve_frames"].tolist() == [3, 200, -1]
+    assert decoded.slow_frames == 1  # only the 200-frame chain, longer than the vectorised walk goes

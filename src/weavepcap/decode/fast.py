@@ -28,6 +28,7 @@ from weavepcap.decode.constants import (
     LT_RAW,
     LT_SLL,
     LT_SLL2,
+    SLEEVE_FRAME_HDR,
     TUN_GENEVE,
     TUN_VXLAN,
     TUNNEL_PROTOS,
@@ -47,6 +48,7 @@ _U7 = np.uint64(7)
 # Reads happen at most this far past a frame's start (2 VLAN tags, IPv4, UDP, Geneve with 252 bytes of
 # options, inner Ethernet and IPv4, one 8-byte word), whether or not the frame was captured that far.
 MAX_READ_OFFSET = 512
+FAST_SLEEVE_STEPS = 128  # batched sleeve frames walked here; weave batches up to 100 per datagram
 _U32 = np.uint64(0xFFFFFFFF)
 _U16 = np.uint64(0xFFFF)
 _U8 = np.uint64(0xFF)
@@ -582,5 +584,40 @@ class FastDecoder:
         payload_len = udp_len - 8
         parsed = has_len & (payload_len >= 20)
         cols["sleeve_frames"][rows] = np.where(parsed & (20 + frame_len == payload_len), 1, -1)
-        # a first frame shorter than the datagram means a batch of frames: walk it per packet
-        self.slow[rows[parsed & (20 + frame_len < payload_len)]] = True
+        batch = parsed & (20 + frame_len < payload_len)  # a first frame shorter than the datagram: a batch
+        if batch.any():
+            self._sleeve_chain(
+                rows[batch], base[batch], p[batch], pend[batch], payload_len[batch], 20 + frame_len[batch]
+            )
+
+    def _sleeve_chain(
+        self,
+        rows: np.ndarray,
+        base: np.ndarray,
+        p: np.ndarray,
+        pend: np.ndarray,
+        payload_len: np.ndarray,
+        pos: np.ndarray,
+    ) -> None:
+        """Walk batched sleeve frames for all rows at once, one frame per step (same rules as the per-packet walk)."""
+        count = np.ones(rows.size, dtype=np.int64)
+        frames = np.full(rows.size, -1, dtype=np.int64)
+        active = np.arange(rows.size)
+        for _ in range(FAST_SLEEVE_STEPS):
+            here = pos[active]
+            # the next frame header must lie inside the datagram and inside the captured bytes
+            readable = (here + SLEEVE_FRAME_HDR <= payload_len[active]) & (
+                p[active] + here + SLEEVE_FRAME_HDR <= pend[active]
+            )
+            active = active[readable]
+            if active.size == 0:
+                break
+            length = _i(self.read.u64(base[active] + pos[active] + 12) >> 48)
+            pos[active] += SLEEVE_FRAME_HDR + length
+            count[active] += 1
+            ended = pos[active] >= payload_len[active]
+            done = active[ended]
+            frames[done] = np.where(pos[done] == payload_len[done], count[done], -1)
+            active = active[~ended]
+        self.cols["sleeve_frames"][rows] = frames
+        self.slow[rows[active]] = True  # longer chains than FAST_SLEEVE_STEPS: the per-packet walk
