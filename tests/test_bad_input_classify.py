@@ -7,6 +7,7 @@ import struct
 from pathlib import Path
 
 import pytest
+from conftest import need_tool
 from test_scan import gen
 from typer.testing import CliRunner
 
@@ -128,3 +129,16 @@ def test_frames_shorter_than_their_headers(tmp_path: Path) -> None:
     assert capture["frames"] == 4
     # Nothing is guessed from headers that are not there: a cut VXLAN frame is not a heartbeat.
     assert "weave.fastdp.heartbeat" not in capture["classes"]
+
+
+def test_tshark_dissector_gives_the_same_one_line_errors(tmp_path: Path) -> None:
+    need_tool("tshark")
+    path = tmp_path / "notes.txt"
+    path.write_text("hello\n")  # tshark would dissect some text formats; this is no capture
+    code, out, err = classify(path, "--dissector", "tshark")
+    assert code == 3 and out == "" and len(err.splitlines()) == 1 and "not a pcap or pcapng capture" in err
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(pcap_bytes(GOOD)[:-5])
+    code, out, err = classify(cut, "--dissector", "tshark", "--format", "json")
+    assert code == 0 and json.loads(out)["captures"][0]["frames"] == 2
+    assert len(err.splitlines()) == 1 and "cut short" in err

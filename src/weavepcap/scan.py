@@ -183,9 +183,16 @@ def _open_tshark(spec: CaptureSpec, settings: Settings) -> tuple[CaptureInfo, _D
     from weavepcap import tshark
 
     path = spec.path
-    name = "<stdin>" if path == "-" else os.path.basename(path.rstrip("/")) or path
-    info = CaptureInfo(path=path, name=name, host=spec.host, format="tshark")
     tshark.find_tshark()  # fail early, with one line, when tshark is missing
+    if path == "-":  # tshark reads standard input itself; nothing may consume it first
+        info = CaptureInfo(path=path, name="<stdin>", host=spec.host)
+    else:
+        # Our reader only looks at the header: the same one-line errors for files that are no capture
+        # (tshark would dissect some text formats), and pcapng host metadata. tshark reads the frames.
+        from weavepcap.io import open_capture
+
+        with open_capture(spec, settings) as capture:
+            info = capture.info
 
     def decoded() -> _Decoded:
         # tshark gives no payload bytes: fragments are reassembled by length only (no overlap check).
