@@ -78,18 +78,22 @@ def empty_events() -> pd.DataFrame:
 def make_events(
     rows: pd.DataFrame,
     event: str,
-    message: pd.Series | np.ndarray | str,
-    proto_filter: str,
+    message: pd.Series | np.ndarray | list[str] | str,
+    proto_filter: str | np.ndarray | list[str],
     attrs: list[dict[str, object]] | None = None,
 ) -> pd.DataFrame:
-    """Events citing each of `rows` (rows of the aligned packet table)."""
+    """Events citing each of `rows` (rows of the aligned packet table); `proto_filter` one for all or one per row."""
     n = len(rows)
     if n == 0:
         return empty_events()
     frames = rows["frame"].to_numpy().astype("int64")
     frame_filter = np.char.add("frame.number == ", frames.astype(str))
-    if proto_filter:
-        frame_filter = np.char.add(frame_filter, " && " + proto_filter)
+    if isinstance(proto_filter, str):
+        if proto_filter:
+            frame_filter = np.char.add(frame_filter, " && " + proto_filter)
+    else:
+        extra = np.asarray(proto_filter, dtype=str)
+        frame_filter = np.where(extra != "", np.char.add(np.char.add(frame_filter, " && "), extra), frame_filter)
     msg = np.full(n, message, dtype=object) if isinstance(message, str) else np.asarray(message, dtype=object)
     return pd.DataFrame(
         {
@@ -119,6 +123,21 @@ def join_text(*parts: np.ndarray | str) -> np.ndarray:
         piece = part if isinstance(part, str) else np.asarray(part).astype(str)
         out = np.char.add(out, piece)
     return np.asarray(out, dtype=object)
+
+
+def row_filters(rows: pd.DataFrame, settings: Settings) -> list[str]:
+    """A display filter fragment per row: its class's, else by protocol (icmp / tcp.port / udp.port)."""
+    out = []
+    for k, proto, sport, dport in zip(text(rows["klass"]), rows["ip_proto"].to_numpy(), rows["sport"].to_numpy(),
+                                      rows["dport"].to_numpy(), strict=True):
+        flt = class_filter(str(k), settings)
+        if not flt:
+            port = min(p for p in (int(sport), int(dport), 1 << 16) if p > 0)
+            flt = ({1: "icmp", 58: "icmpv6"}.get(int(proto), "")
+                   or (f"tcp.port == {port}" if proto == 6 and port < 1 << 16 else "")
+                   or (f"udp.port == {port}" if proto == 17 and port < 1 << 16 else ""))
+        out.append(flt)
+    return out
 
 
 def class_filter(klass: str, settings: Settings) -> str:

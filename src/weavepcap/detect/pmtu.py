@@ -73,10 +73,10 @@ def detect_pmtu(tl: Timeline) -> list[pd.DataFrame]:
         klass = text(icmp["klass"])
         attrs = [
             {"mtu": int(m), "sender": str(sk), "sender_addr": str(sa), "quoted": str(q), "quoted_ip_len": int(ql),
-             "quoted_capture": str(qc), "quoted_frame": int(qf)}
-            for m, sk, sa, q, ql, qc, qf in zip(
+             "quoted_capture": str(qc), "quoted_frame": int(qf), "quoted_src": str(qs), "quoted_dst": str(qd)}
+            for m, sk, sa, q, ql, qc, qf, qs, qd in zip(
                 mtu, icmp["sender_kind"], text(icmp["ip_src"]), icmp["quoted"], icmp["q_ip_len"].to_numpy(),
-                icmp["quoted_capture"], quoted_frame, strict=True)
+                icmp["quoted_capture"], quoted_frame, text(icmp["q_ip_src"]), text(icmp["q_ip_dst"]), strict=True)
         ]
         flt = np.where(klass == "icmp.frag_needed", class_filter("icmp.frag_needed", s),
                        class_filter("icmpv6.packet_too_big", s))

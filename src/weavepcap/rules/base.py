@@ -44,6 +44,11 @@ class Context:
         info = self.tl.hosts.get(host)
         return bool(info and info.captures)
 
+    def _ordered_hosts(self, hosts: Iterable[str]) -> tuple[str, ...]:
+        """Distinct hosts in the analysis' host order (first named first), unknown names after."""
+        order = {h: i for i, h in enumerate(self.tl.hosts)}
+        return tuple(sorted(_plain_hosts(hosts), key=lambda h: (order.get(h, len(order)), h)))
+
     def finding(
         self,
         rule: Rule,
@@ -82,11 +87,15 @@ class Context:
             fix=fix,
             evidence=refs[:cap],
             evidence_total=len(refs),
-            hosts=tuple(h for h in dict.fromkeys(hosts) if h),
+            hosts=self._ordered_hosts(hosts),
             path=path,
             started_ns=started,
             is_fault=rule.kind == FAULT,
         )
+
+
+def _plain_hosts(hosts: Iterable[str]) -> list[str]:
+    return [h for h in dict.fromkeys(hosts) if h]
 
 
 def _plain(value: object) -> object:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pandas as pd
+
 from weavepcap.model import Finding
 from weavepcap.rules.base import FAULT, Context, Rule
 from weavepcap.rules.common import control_counts
@@ -19,16 +21,22 @@ def check(ctx: Context) -> list[Finding]:
     refuser, dialer = first["src_host"], first["dst_host"]
     # A completed session later on means the refusals were transient (a restart), not the fault.
     completed_later = not ctx.of("tcp.reset").empty
-    facts: dict[str, object] = {**control_counts(ctx), "refused": len(refused), "reset_before_handshake": len(early),
-                                "connect_attempts": len(attempts), "accepted": len(ok),
+    facts: dict[str, object] = {**control_counts(ctx), "refused": _per_capture(refused),
+                                "reset_before_handshake": _per_capture(early), "accepted": _per_capture(ok),
                                 "port": ctx.settings.weave_port, "dialer": dialer, "refuser": refuser}
-    msg = (f"{dialer} tried to connect to {refuser} on TCP {ctx.settings.weave_port} {len(attempts)} times: "
-           + (f"{len(refused)} refused with RST" if len(refused) else "")
-           + (", " if len(refused) and len(early) else "")
-           + (f"{len(early)} reset before the Weave handshake completed" if len(early) else "") + ".")
+    n_refused, n_early = int(facts["refused"]), int(facts["reset_before_handshake"])  # type: ignore[call-overload]
+    msg = (f"{dialer} tried to connect to {refuser} on TCP {ctx.settings.weave_port} {facts['syn_attempts']} times: "
+           + (f"{n_refused} refused with RST" if n_refused else "")
+           + (", " if n_refused and n_early else "")
+           + (f"{n_early} reset before the Weave handshake completed" if n_early else "") + ".")
     return [ctx.finding(RULE, confidence=0.6 if completed_later else 0.9, message=msg, facts=facts,
                         evidence=[bad.iloc[:1], attempts.iloc[:1], bad.iloc[1:]], hosts=[dialer, refuser],
                         path=f"{dialer} -> {refuser}")]
+
+
+def _per_capture(events: pd.DataFrame) -> int:
+    """How many, counted in the capture that shows the most (both ends' captures show the same packets)."""
+    return int(events.groupby("capture").size().max()) if not events.empty else 0
 
 
 RULE = Rule(

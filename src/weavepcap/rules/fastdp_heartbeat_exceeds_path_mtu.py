@@ -64,17 +64,20 @@ def check(ctx: Context) -> list[Finding]:
                 "fastdp_established": delivered,
                 "sleeve_fallback": not sleeve.empty,
             }
-            if path is not None:
-                facts["path"] = path.name
             msg = (f"fastdp heartbeats of IP length {hb_len} (frame {hb_len + 14} bytes, overlay MTU {overlay}) "
                    f"exceed the path MTU {path_mtu} reported by {facts['icmp_sender']}; "
                    + ("fastdp never came up" if not delivered else "the large heartbeats are dropped")
                    + (" and the hosts fell back to sleeve." if not sleeve.empty else "."))
-            hosts = [victim] + ([path.dst] if path else []) + [p.src for p in paths] + [p.dst for p in paths]
+            owner = {a: h for h, i in ctx.tl.hosts.items() for a in i.addresses}
+            quoted_pairs = [(owner.get(str(a.get("quoted_src")), str(a.get("quoted_src"))),
+                             owner.get(str(a.get("quoted_dst")), str(a.get("quoted_dst")))) for a in attrs]
+            hosts = [h for pair in quoted_pairs for h in pair] + [p.src for p in paths] + [p.dst for p in paths]
+            path_name = path.name if path else f"{quoted_pairs[0][0]} -> {quoted_pairs[0][1]}"
+            facts["path"] = path_name
             findings.append(ctx.finding(
                 RULE, confidence=0.95 if not delivered else 0.75, message=msg, facts=facts,
                 evidence=[icmp.iloc[:1], hb_rows.iloc[:1], lost.iloc[:2], sleeve.iloc[:1], icmp.iloc[1:], hb_rows.iloc[1:]],
-                hosts=hosts, path=path.name if path else None,
+                hosts=hosts, path=path_name,
             ))
             return findings
     # 2. No ICMP: heartbeats that never arrived while the path is proven to carry less than their size.

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from weavepcap.classes import WEAVE_CLASSES
-from weavepcap.detect.base import make_events, text
+from weavepcap.detect.base import make_events, row_filters, text
 from weavepcap.model import Finding
 from weavepcap.rules.base import STATUS, Context, Rule
 
@@ -64,7 +64,8 @@ def check(ctx: Context) -> list[Finding]:
                 kinds = _kinds(plain)
                 firsts = plain[~pd.Series(kinds).duplicated().to_numpy()].iloc[:TRAFFIC_EXAMPLES]
                 names = _kinds(firsts)
-                evidence.append(make_events(firsts, "traffic", [f"{k} traffic, not Weave" for k in names], ""))
+                evidence.append(make_events(firsts, "traffic", [f"{k} traffic, not Weave" for k in names],
+                                            row_filters(firsts, ctx.settings)))
                 msg += f"; traffic seen: {', '.join(dict.fromkeys(names))}"
     return [ctx.finding(RULE, confidence=0.9, message=msg + ".", facts=facts, evidence=evidence, hosts=[], path=None)]
 

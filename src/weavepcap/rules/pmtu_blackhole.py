@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from weavepcap.detect.base import make_events, text
+from weavepcap.detect.base import make_events, row_filters, text
 from weavepcap.detect.paths import mtu_bounds
 from weavepcap.model import Finding
 from weavepcap.rules.base import FAULT, Context, Rule
@@ -56,7 +56,7 @@ def check(ctx: Context) -> list[Finding]:
     firsts = big.drop_duplicates("klass")
     lost_ev = make_events(firsts, "packet.lost", [f"{k} of IP length {n} sent, never arrived, no ICMP"
                                                  for k, n in zip(text(firsts["klass"]), firsts["ip_len"], strict=True)],
-                          "")
+                          row_filters(firsts, ctx.settings))
     direction = text(pk["dir"])
     small = pk[(direction == "rx") & (pk["ip_len"].to_numpy() <= SMALL) & np.isin(text(pk["dst_host"]), [src, dst])
                & np.isin(text(pk["src_host"]), [src, dst])]
@@ -64,7 +64,8 @@ def check(ctx: Context) -> list[Finding]:
     small_first = small[~pd.Series(kinds).duplicated().to_numpy()]
     small_ev = make_events(small_first, "packet.delivered",
                            [f"small packet ({k}, IP length {n}) arrived" for k, n in
-                            zip(text(small_first["klass"]), small_first["ip_len"], strict=True)], "")
+                            zip(text(small_first["klass"]), small_first["ip_len"], strict=True)],
+                           row_filters(small_first, ctx.settings))
     only_heartbeats = classes == ["weave.fastdp.heartbeat"]
     return [ctx.finding(RULE, confidence=0.55 if only_heartbeats else 0.85, message=msg, facts=facts,
                         evidence=[lost_ev, small_ev.iloc[:3], ctx.of("sleeve.pmtu_verified").iloc[:1]],
