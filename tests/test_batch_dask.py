@@ -7,27 +7,18 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_batch_support import add_corrupt, make_incidents, stub_analyze, stub_report
+from test_batch_support import add_corrupt, local_cluster_address, make_incidents, stub_analyze, stub_report
 
 from weavepcap.batch import run_batch
 from weavepcap.batch.runner import SchedulerError
 
-CLUSTER_TIMEOUT_S = 60
 COMPARED = ["group", "captures", "hosts", "frames", "first_time", "last_time", "span_s", "root_cause",
             "confidence", "headline", "is_fault", "error", "report", "status"]
 
 
 @pytest.fixture(scope="module")
 def scheduler_address() -> Iterator[str]:
-    distributed = pytest.importorskip("distributed")
-    cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", scheduler_port=0,
-        host="127.0.0.1", timeout=CLUSTER_TIMEOUT_S, death_timeout=CLUSTER_TIMEOUT_S,
-    )
-    try:
-        yield cluster.scheduler_address
-    finally:
-        cluster.close(timeout=CLUSTER_TIMEOUT_S)
+    yield from local_cluster_address()
 
 
 @pytest.mark.slow

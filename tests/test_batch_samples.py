@@ -6,12 +6,13 @@ import importlib.util
 import json
 import shutil
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from conftest import SAMPLES, need
-from test_batch_support import stub_report
+from test_batch_support import local_cluster_address, stub_report
 
 from weavepcap.batch import run_batch
 
@@ -92,3 +93,18 @@ def test_the_samples_as_a_tar_gz_give_the_same_summary(directory_run, tmp_path: 
     pd.testing.assert_frame_equal(from_tar[same], result.summary[same])
     assert from_tar["error"].notna().tolist() == result.summary["error"].notna().tolist()
     assert from_tar["error"].dropna().str.startswith("incidents.tar.gz:zz-corrupt/host-a/eth0.pcap").all()
+
+
+@pytest.fixture(scope="module")
+def scheduler_address() -> Iterator[str]:
+    yield from local_cluster_address()
+
+
+@pytest.mark.slow
+def test_a_local_dask_cluster_gives_the_same_real_results(directory_run, scheduler_address: str, tmp_path: Path) -> None:
+    work, _, result = directory_run
+    on_dask = run_batch([str(work)], tmp_path / "out-dask", group_by=GROUP_BY, scheduler=scheduler_address,
+                        render_report=stub_report).summary
+    same = [c for c in COMPARED if c != "error"]
+    pd.testing.assert_frame_equal(on_dask[same], result.summary[same])
+    assert on_dask["error"].notna().tolist() == result.summary["error"].notna().tolist()

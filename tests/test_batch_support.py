@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import io
 import tarfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -105,3 +106,21 @@ def tar_with(archive: Path, members: list[tarfile.TarInfo], data: dict[str, byte
                 info.size = len(payload)
             tar.addfile(info, io.BytesIO(payload) if payload is not None else None)
     return archive
+
+
+CLUSTER_TIMEOUT_S = 60
+
+
+def local_cluster_address() -> Iterator[str]:
+    """A real dask.distributed LocalCluster (scheduler + 2 worker processes) for a fixture; bounded start and stop."""
+    import pytest
+
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", scheduler_port=0,
+        host="127.0.0.1", timeout=CLUSTER_TIMEOUT_S, death_timeout=CLUSTER_TIMEOUT_S,
+    )
+    try:
+        yield cluster.scheduler_address
+    finally:
+        cluster.close(timeout=CLUSTER_TIMEOUT_S)
