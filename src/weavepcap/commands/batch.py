@@ -49,6 +49,9 @@ def command(
         for note in result.skipped_inputs:
             err_console.print(f"skipped: {note}", markup=False, soft_wrap=True)
         groups = len(result.summary)
+        if not groups:
+            err_console.print("no captures found in the inputs (.pcap, .pcapng, .cap, compressed or in archives)",
+                              markup=False, soft_wrap=True)
         err_console.print(
             f"{groups} groups: {result.count('done')} analysed, {result.count('resumed')} already done, "
             f"{result.failed} failed → {result.out_dir / 'index.html'}",
