@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from weavepcap import defrag, schema
 from weavepcap.defrag import Defragmenter, FragmentAnnotations, fragment_mask
@@ -146,3 +148,36 @@ def test_a_train_of_too_many_fragments_is_given_up(monkeypatch: pytest.MonkeyPat
     out = run(*(frag(i, (i - 1) * 8, b"x" * 8, mf=True) for i in range(1, 7)))
     assert [out[i][2] for i in range(1, 5)] == ["evicted"] * 4
     assert out[5] == (5, -1, "incomplete") and out[6] == (5, -1, "incomplete")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    size=st.integers(min_value=9, max_value=3000),
+    step_units=st.integers(min_value=1, max_value=200),
+    seed=st.integers(min_value=0, max_value=2**32 - 1),
+    duplicates=st.integers(min_value=0, max_value=3),
+    chunk=st.integers(min_value=1, max_value=8),
+)
+def test_any_fragmentation_in_any_order_reassembles(size: int, step_units: int, seed: int, duplicates: int,
+                                                    chunk: int) -> None:
+    """Cut a datagram at multiples of 8, shuffle, repeat a few pieces, feed in chunks: one complete train."""
+    rng = np.random.default_rng(seed)
+    payload = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
+    step = 8 * step_units
+    pieces = [(off, payload[off : off + step]) for off in range(0, size, step)]
+    assume(len(pieces) >= 2)  # one piece is a whole datagram, not a fragment
+    order = [int(i) for i in rng.permutation(len(pieces))]
+    order += [int(i) for i in rng.integers(0, len(pieces), duplicates)]
+    rows = [frag(n + 1, pieces[i][0], pieces[i][1], mf=pieces[i][0] + step < size) for n, i in enumerate(order)]
+    d = Defragmenter(S)
+    parts = [d.feed(*chunk_of(rows[k : k + chunk])) for k in range(0, len(rows), chunk)]
+    parts.append(d.finish())
+    out = by_frame(FragmentAnnotations.concat(parts))
+    assert sorted(out) == list(range(1, len(rows) + 1))
+    assert {status for _, _, status in out.values()} == ({"overlap"} if duplicates else {"complete"})
+    assert {length for _, length, _ in out.values()} == {20 + size}
+    assert {train for train, _, _ in out.values()} == {1}
+
+
+def chunk_of(rows: list[dict[str, object]]) -> tuple[dict[str, np.ndarray], dict[int, bytes]]:
+    return chunk(*rows)
