@@ -10,7 +10,7 @@ from weavepcap.decode.control import ControlTracker
 from weavepcap.decode.fast import FastDecoder
 from weavepcap.decode.packet import PacketDecoder
 from weavepcap.io.records import FrameChunk
-from weavepcap.schema import PACKET_COLUMNS, empty_columns
+from weavepcap.schema import COLUMN_BY_NAME, PACKET_COLUMNS, empty_columns
 from weavepcap.settings import Settings
 
 # columns copied from the chunk itself; every other column is decoded
@@ -43,6 +43,16 @@ class DecodedChunk:
     )  # (frame, message): decoder bugs, not bad bytes
 
 
+def _typed(name: str, dtype: np.dtype, values: list[object]) -> np.ndarray:
+    """Values for one column in its dtype; a value the dtype cannot hold becomes the missing value."""
+    if dtype.kind in "Obu":  # text, flags and 64-bit identifiers always fit
+        return np.array(values, dtype=dtype)
+    wide = np.array(values, dtype=np.int64)
+    limits = np.iinfo(dtype)
+    wide[(wide < limits.min) | (wide > limits.max)] = COLUMN_BY_NAME[name].missing
+    return wide.astype(dtype)
+
+
 def decode_chunk(
     chunk: FrameChunk, settings: Settings, state: DecodeState, *, force_slow: bool = False
 ) -> DecodedChunk:
@@ -65,6 +75,9 @@ def decode_chunk(
     out = DecodedChunk(columns=cols, slow_frames=int(slow_rows.size))
     decoder = PacketDecoder(settings, state.control)
     linktypes = chunk.linktype
+    # values are gathered per column and written with one fancy assignment each (per-item numpy writes are slow)
+    rows_by_column: dict[str, list[int]] = {}
+    values_by_column: dict[str, list[object]] = {}
     for i in slow_rows.tolist():
         row: dict[str, object] = {}
         fragment: bytes | None = None
@@ -73,7 +86,12 @@ def decode_chunk(
         except Exception as exc:  # a decoder bug must not lose the capture: keep what was read, note it
             out.errors.append((int(chunk.frame[i]), f"{type(exc).__name__}: {exc}"))
         for name, value in row.items():
-            cols[name][i] = value
+            if name not in rows_by_column:
+                rows_by_column[name], values_by_column[name] = [], []
+            rows_by_column[name].append(i)
+            values_by_column[name].append(value)
         if fragment is not None:
             out.fragment_payloads[int(chunk.frame[i])] = fragment
+    for name, rows in rows_by_column.items():
+        cols[name][rows] = _typed(name, cols[name].dtype, values_by_column[name])
     return out

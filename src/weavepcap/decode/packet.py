@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import struct
 from dataclasses import dataclass
 
 from weavepcap.decode.constants import (
@@ -53,6 +54,7 @@ from weavepcap.decode.control import ControlTracker
 from weavepcap.settings import Settings
 
 Row = dict[str, object]
+IPV4_HEADER = struct.Struct("!BBHHHBBH4s4s")
 ZERO_ETH = bytes(ETH_HDR)
 
 
@@ -222,13 +224,22 @@ class PacketDecoder:
         ihl = (buf[l3] & 0x0F) * 4
         row["ip_version"] = 4
         row["ip_hdr_len"] = ihl
-        ip_len = _uint(buf, l3 + 2, 2, cap)
-        if ip_len >= 0:
-            row["ip_len"] = ip_len
-        ip_id = _uint(buf, l3 + 4, 2, cap)
-        if ip_id >= 0:
-            row["ip_id"] = ip_id
-        flags = _uint(buf, l3 + 6, 2, cap)
+        if l3 + 20 <= cap:  # the usual case: the whole fixed header in one unpack
+            _, _, ip_len, ip_id, flags, ttl, proto, _, src, dst = IPV4_HEADER.unpack_from(buf, l3)
+            row["ip_src"], row["ip_dst"] = ipv4_text(src), ipv4_text(dst)
+        else:
+            ip_len, ip_id, flags = (
+                _uint(buf, l3 + 2, 2, cap),
+                _uint(buf, l3 + 4, 2, cap),
+                _uint(buf, l3 + 6, 2, cap),
+            )
+            ttl, proto = _uint(buf, l3 + 8, 1, cap), _uint(buf, l3 + 9, 1, cap)
+            if l3 + 16 <= cap:
+                row["ip_src"] = ipv4_text(buf[l3 + 12 : l3 + 16])
+        _put(row, "ip_len", ip_len)
+        _put(row, "ip_id", ip_id)
+        _put(row, "ip_ttl", ttl)
+        _put(row, "ip_proto", proto)
         frag_off = -1
         more = False
         if flags >= 0:
@@ -237,16 +248,6 @@ class PacketDecoder:
             row["ip_df"] = bool(flags & 0x4000)
             row["ip_mf"] = more
             row["ip_frag_off"] = frag_off
-        ttl = _uint(buf, l3 + 8, 1, cap)
-        if ttl >= 0:
-            row["ip_ttl"] = ttl
-        proto = _uint(buf, l3 + 9, 1, cap)
-        if proto >= 0:
-            row["ip_proto"] = proto
-        if l3 + 16 <= cap:
-            row["ip_src"] = ipv4_text(buf[l3 + 12 : l3 + 16])
-        if l3 + 20 <= cap:
-            row["ip_dst"] = ipv4_text(buf[l3 + 16 : l3 + 20])
         header_ok = ihl >= 20 and l3 + ihl <= cap
         pend = min(cap, l3 + ip_len) if ihl >= 20 and ip_len >= ihl else cap
         fragment: bytes | None = None
