@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 
 from weavepcap.model import HostInfo
-from weavepcap.schema import PACKET_COLUMNS
 
 # The fields that identify one IP packet wherever it is captured (the same heartbeat, fragment or TCP
 # segment on both ends). TTL and link-layer fields change hop by hop, so they are not part of it.
@@ -30,6 +29,9 @@ INITIAL_TTLS = (64, 128, 255)  # a packet still carrying one of these has not be
 ONE_WAY_LATENCY_BOUND_S = 0.001  # assumed bound when packets were matched in one direction only
 NICKNAME_WEIGHT = 1000.0  # a handshake whose NickName is the host's own name outweighs any count
 LOOPBACK_PREFIXES = ("127.", "::1")
+# Text columns detectors read, stored as plain object arrays once (the others keep their dtype).
+ALIGNED_TEXT_COLUMNS = ("ip_src", "ip_dst", "q_ip_src", "q_ip_dst", "klass", "ctl_msg", "ctl_nickname",
+                        "ctl_peer_name", "reasm_status", "capture", "host")
 LINK_LOCAL_PREFIXES = ("169.254.", "fe80:")  # never a Weave peer's underlay address
 
 
@@ -44,7 +46,9 @@ class ClockEstimate:
 
 
 def _text(series: pd.Series) -> pd.Series:
-    return series.astype(object).fillna("").astype(str)
+    if series.dtype == object:
+        return series.fillna("")
+    return pd.Series(series.to_numpy(dtype=object, na_value=""), index=series.index, dtype=object)
 
 
 def _is_loopback_capture(frames: pd.DataFrame) -> bool:
@@ -239,7 +243,7 @@ def align(packets: pd.DataFrame, hosts: dict[str, HostInfo]) -> pd.DataFrame:
     Text columns become plain object arrays of str (no NaN), converted once here so detectors read them free.
     """
     out = packets.copy()
-    for column in [c.name for c in PACKET_COLUMNS if c.dtype == "str"] + ["capture", "host"]:
+    for column in ALIGNED_TEXT_COLUMNS:
         if column in out.columns:
             out[column] = pd.Series(_text(out[column]).to_numpy(), index=out.index, dtype=object)
     host_col = _text(out["host"])

@@ -36,6 +36,7 @@ EVENTS: dict[str, str] = {
     "fragments.reassembled": "a fragment train completed at the receiver",
     "fragments.incomplete": "a fragment train the receiver saw only part of",
     "fragments.lost": "a fragment train of which no fragment reached the captured receiver",
+    "packet.lost": "another special packet (PMTU probe, TCP 6783 segment, ESP) that left one host and never reached the other",
     "mode.sleeve_after_fastdp": "first sleeve data on a path after its fastdp heartbeats went unacked",
     "host.tx_stopped": "a host's last transmitted frame, after which its peers kept sending to it",
     "host.silent": "a host that is sent Weave traffic but never sends anything",

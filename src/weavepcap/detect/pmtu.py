@@ -100,7 +100,31 @@ def detect_pmtu(tl: Timeline) -> list[pd.DataFrame]:
     out.append(make_events(rows, "sleeve.pmtu_probe_received", msg, class_filter("weave.sleeve", s),
                            [{"ip_len": int(v)} for v in rows["ip_len"].to_numpy()]))
     out.extend(_fragment_trains(tl, klass, direction, src, dst))
+    out.append(_other_losses(tl, klass, src, dst))
     return out
+
+
+# Losses with their own events elsewhere (heartbeats, fragment trains); the rest are `packet.lost`.
+LOSS_REPORTED_ELSEWHERE = ("weave.fastdp.heartbeat", "weave.sleeve.heartbeat", FRAGTEST, "ip.fragment")
+
+
+def _other_losses(tl: Timeline, klass: np.ndarray, src: np.ndarray, dst: np.ndarray) -> pd.DataFrame:
+    """Special packets (PMTU probes, TCP 6783 segments, ESP) that left one host and never reached the other."""
+    d = tl.delivery
+    if d.empty:
+        return empty_events()
+    pk = tl.packets
+    lost_index = d.index[d["checkable"].astype(bool) & ~d["delivered"].astype(bool)]
+    pos = pk.index.get_indexer(lost_index)
+    pos = np.sort(pos[pos >= 0])
+    pos = pos[~np.isin(klass[pos], LOSS_REPORTED_ELSEWHERE)]
+    if not pos.size:
+        return empty_events()
+    rows = pk.iloc[pos]
+    msg = join_text(klass[pos], " ", src[pos], " -> ", dst[pos], " (IP length ", rows["ip_len"].to_numpy(),
+                    np.where(rows["ip_df"].to_numpy().astype(bool), ", DF", ""), ") never reached ", dst[pos])
+    return make_events(rows, "packet.lost", msg, [class_filter(k, tl.settings) for k in klass[pos]],
+                       [{"ip_len": int(n), "class": str(k)} for n, k in zip(rows["ip_len"].to_numpy(), klass[pos], strict=True)])
 
 
 def _fragment_trains(tl: Timeline, klass: np.ndarray, direction: np.ndarray, src: np.ndarray, dst: np.ndarray
