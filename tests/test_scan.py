@@ -192,3 +192,13 @@ def test_flows_per_second_agree_with_the_packet_rows(weave_pcap: Path) -> None:
     assert list(got.columns) == ["second", "ip_src", "ip_dst", "klass", "frames", "bytes"]
     key = ["second", "ip_src", "ip_dst", "klass"]
     assert got.sort_values(key).to_dict("records") == expected.sort_values(key).to_dict("records")
+
+
+def test_provisional_esp_rows_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scan, "PROVISIONAL_ESP_MAX_ROWS", 3)
+    frames = [esp(0, 1) for _ in range(40)] + [gen.control(0, 1, bytes.fromhex("0000000100"))]
+    path = write_pcap(tmp_path / "esp-first.pcap", frames)
+    result = scan_capture(str(path), Settings(chunk_bytes=4096), keep="notable")
+    # The summary sees the whole capture: all 40 are Weave ESP; the rows decided early were dropped as `other`.
+    assert result.summary.classes["weave.fastdp.esp"]["frames"] == 40
+    assert 0 < (result.packets["klass"] == "weave.fastdp.esp").sum() < 40

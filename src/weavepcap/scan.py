@@ -39,6 +39,9 @@ _ESP_PENDING = "?esp"
 _FLOW_COMPACT_ROWS = 1_000_000
 # A sink gets rows in frame order; at most this many kept rows wait for an unresolved fragment train.
 REORDER_MAX_ROWS = 65_536
+# Kept rows of ESP between hosts not (yet) seen speaking Weave wait for the end of the capture; past this
+# many they are decided at once (`other` unless their hosts are Weave peers by then).
+PROVISIONAL_ESP_MAX_ROWS = 1_000_000
 PCAP_RECORD_HEADER = 16  # progress estimate only (pcapng block headers are longer)
 
 
@@ -235,6 +238,7 @@ class _Pipeline:
         self.defrag = Defragmenter(settings, capture)
         self.pending: dict[str, np.ndarray] | None = None  # fragment rows whose train is still open
         self.weave_hosts: set[str] = set()
+        self.provisional_esp = 0  # kept rows whose ESP class waits for the end of the capture
         self.agg = _Aggregates(settings, flows)
         # kept rows, as column parts (text as int32 codes) with each part's distinct text values
         self.kept: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = []
@@ -246,6 +250,10 @@ class _Pipeline:
         older = self._resolve(self.pending, annotations) if self.pending is not None else None
         self.pending = _concat(older, self._resolve(columns, annotations))
         self.drain(final=False)
+        if self.provisional_esp > PROVISIONAL_ESP_MAX_ROWS and self.sink is None:
+            # A capture full of ESP and no Weave (so far): decide those rows now rather than hold them all.
+            self.kept = [self._settle(self._take_kept(), final=True)]
+            self.provisional_esp = 0
 
     def finish(self, info: CaptureInfo) -> ScanResult:
         annotations = self.defrag.finish()
@@ -317,6 +325,7 @@ class _Pipeline:
             if not rows.any():
                 return
             part = _take(part, np.flatnonzero(rows))
+        self.provisional_esp += int(np.count_nonzero(part[_CODE] == ESP_PENDING_CODE))
         # Text becomes integer codes + a few distinct values per part, so per-row strings are freed now.
         texts: dict[str, np.ndarray] = {}
         for name in _KEPT_TEXT:
