@@ -6,7 +6,7 @@ import numpy as np
 
 from tests.test_decode_equivalence import assert_same_columns
 from weavepcap.decode import DecodeState, decode_chunk
-from weavepcap.decode.build import control_message, ethernet, features_body, ipv4, tcp
+from weavepcap.decode.build import control_message, ethernet, features_body, ipv4, ipv6, tcp
 from weavepcap.io.records import chunk_from_frames
 from weavepcap.settings import Settings
 
@@ -44,6 +44,23 @@ def decode(frames: list[bytes], state: DecodeState | None = None) -> dict[str, n
     chunk = chunk_from_frames(frames)
     assert_same_columns(chunk)
     return decode_chunk(chunk, Settings(), state or DecodeState()).columns
+
+
+def test_control_segments_over_plain_ipv4_and_ipv6_skip_the_per_packet_path() -> None:
+    frames = segments_to_frames([HANDSHAKE_PLAIN, control_message(features_body(FEATURES))])
+    frames.append(
+        ethernet(
+            ipv6(tcp(control_message(b"\x00"), sport=40002, dport=6783), next_header=6), ethertype=0x86DD
+        )
+    )
+    decoded = decode_chunk(chunk_from_frames(frames), Settings(), DecodeState())
+    assert decoded.slow_frames == 0
+    assert decoded.columns["ctl_msg"].tolist() == [
+        "handshake",
+        "features",
+        "data",
+    ]  # no handshake seen on the v6 one
+    assert decoded.columns["ctl_nickname"][1] == "host-a"
 
 
 def test_plain_handshake_split_over_segments() -> None:

@@ -197,6 +197,7 @@ def test_ipv4_fragments() -> None:
     assert c["ip_mf"].tolist() == [True, False, False] and c["ip_frag_off"].tolist() == [0, 64, 64]
     assert c["sport"].tolist() == [6783, -1, -1] and c["udp_len"].tolist() == [108, -1, -1]
     assert decoded.fragment_payloads == {1: data[:64], 2: data[64:], 3: data[64:]}
+    assert decoded.slow_frames == 0  # IPv4 fragments without options are vectorised too
 
 
 def test_frag_needed_quoting_a_fastdp_heartbeat() -> None:

@@ -65,24 +65,45 @@ def decode_chunk(
     cols["wirelen"][:] = chunk.wirelen
     cols["linktype"][:] = chunk.linktype
     cols["iface"][:] = chunk.iface
+    empty = np.zeros(0, dtype=np.int64)
+    fragments_fast: dict[int, bytes] = {}
+    control: tuple[np.ndarray, ...] = (empty,) * 5
     if force_slow:
         slow_rows = np.arange(n)
     else:
-        slow_rows = np.flatnonzero(FastDecoder(settings).decode(chunk, cols))
+        fast = FastDecoder(settings)
+        slow_rows = np.flatnonzero(fast.decode(chunk, cols))
         if slow_rows.size:
             for column in DECODED_COLUMNS:  # the fast path may have filled some layers before giving up
                 cols[column.name][slow_rows] = column.missing
+        frame_numbers = chunk.frame
+        for row, begin, end in zip(*(a.tolist() for a in fast.fragment_spans()), strict=True):
+            fragments_fast[int(frame_numbers[row])] = chunk.data[begin:end].tobytes()
+        control = fast.control_segments()
     out = DecodedChunk(columns=cols, slow_frames=int(slow_rows.size))
     decoder = PacketDecoder(settings, state.control)
     linktypes = chunk.linktype
     # values are gathered per column and written with one fancy assignment each (per-item numpy writes are slow)
     rows_by_column: dict[str, list[int]] = {}
     values_by_column: dict[str, list[object]] = {}
-    for i in slow_rows.tolist():
+    # control segments the fast path decoded still pass the stream tracker, in frame order with the rest
+    control_at = {row: k for k, row in enumerate(control[0].tolist())}
+    for i in np.union1d(slow_rows, control[0]).tolist():
         row: dict[str, object] = {}
         fragment: bytes | None = None
         try:
-            fragment = decoder.decode(chunk.frame_bytes(i), int(linktypes[i]), row)
+            k = control_at.get(i)
+            if k is None:
+                fragment = decoder.decode(chunk.frame_bytes(i), int(linktypes[i]), row)
+            else:
+                key = (
+                    str(cols["ip_src"][i]),
+                    int(cols["sport"][i]),
+                    str(cols["ip_dst"][i]),
+                    int(cols["dport"][i]),
+                )
+                payload = chunk.data[int(control[2][k]) : int(control[3][k])].tobytes()
+                state.control.segment(key, int(control[1][k]), payload, int(control[4][k]), row)
         except Exception as exc:  # a decoder bug must not lose the capture: keep what was read, note it
             out.errors.append((int(chunk.frame[i]), f"{type(exc).__name__}: {exc}"))
         for name, value in row.items():
@@ -92,6 +113,8 @@ def decode_chunk(
             values_by_column[name].append(value)
         if fragment is not None:
             out.fragment_payloads[int(chunk.frame[i])] = fragment
+    if fragments_fast:  # in frame order, like the per-packet path would have added them
+        out.fragment_payloads = dict(sorted({**out.fragment_payloads, **fragments_fast}.items()))
     for name, rows in rows_by_column.items():
         cols[name][rows] = _typed(name, cols[name].dtype, values_by_column[name])
     return out

@@ -146,6 +146,12 @@ class _Text:
         self.parts = []
 
 
+def _joined(parts: list[tuple[np.ndarray, ...]], width: int) -> tuple[np.ndarray, ...]:
+    if not parts:
+        return tuple(np.zeros(0, dtype=np.int64) for _ in range(width))
+    return tuple(np.concatenate([part[k] for part in parts]) for k in range(width))
+
+
 class _Text6:
     """IPv6 text columns gathered as two 64-bit halves and formatted once per distinct address."""
 
@@ -197,6 +203,8 @@ class FastDecoder:
         """Fill cols for the rows this path handles; return a bool mask of rows for the per-packet path."""
         n = len(chunk)
         self.slow = np.zeros(n, dtype=bool)
+        self.fragments: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # rows, payload start, end
+        self.control: list[tuple[np.ndarray, ...]] = []  # rows, seq, payload start, end, length by headers
         if n == 0:
             return self.slow
         self.read = ByteReader(chunk.data)
@@ -216,6 +224,14 @@ class FastDecoder:
         self.text.flush(cols)
         self.text6.flush(cols)
         return self.slow
+
+    def fragment_spans(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows of the fragments decoded here, and where each one's IP payload starts and ends in the buffer."""
+        return _joined(self.fragments, 3)
+
+    def control_segments(self) -> tuple[np.ndarray, ...]:
+        """Rows of TCP control segments decoded here: (rows, seq, payload start, end, payload length)."""
+        return _joined(self.control, 5)
 
     def _block(self, lt: np.ndarray) -> None:
         m = lt.size
@@ -330,7 +346,7 @@ class FastDecoder:
         w0 = read.u64(h)
         w1 = read.u64(h + 8)
         flags = _i(w0 & _U16)
-        simple = ((w0 >> 56) == 0x45) & ((flags & 0x3FFF) == 0)  # version 4, no options, not a fragment
+        simple = (w0 >> 56) == 0x45  # version 4 without options
         proto = _i((w1 >> 48) & _U8)
         tunnel = simple & _any_of(proto, TUNNEL_PROTOS)
         self.slow[self.rows[at[~simple | tunnel]]] = True
@@ -349,21 +365,33 @@ class FastDecoder:
             return
         rows = self.rows[at]
         ip_len = _i((w0 >> 32) & _U16)
+        frag_off = (flags & 0x1FFF) * 8
         cols["ip_version"][rows] = 4
         cols["ip_hdr_len"][rows] = 20
         cols["ip_len"][rows] = ip_len
         cols["ip_id"][rows] = _i((w0 >> 16) & _U16)
         cols["ip_df"][rows] = (flags & 0x4000) != 0
-        cols["ip_frag_off"][rows] = 0
+        cols["ip_mf"][rows] = (flags & 0x2000) != 0
+        cols["ip_frag_off"][rows] = frag_off
         cols["ip_ttl"][rows] = _i(w1 >> 56)
         cols["ip_proto"][rows] = proto
         self.text.add("ip_src", rows, w1 & _U32)
         self.text.add("ip_dst", rows, read.u64(h + 16) >> 32)
         # end of the datagram within the captured bytes (Ethernet padding is not payload)
         pend = np.where(ip_len >= 20, np.minimum(cap, l3 + ip_len), cap)
-        l4 = l3 + 20
-        ip_payload = ip_len - 20
-        self._transport(at, proto, l4, pend, ip_payload, IPPROTO_ICMP, ICMP4_ERROR_TYPES)
+        fragment = (flags & 0x3FFF) != 0
+        if fragment.any():  # the defragmenter gets each fragment's IP payload
+            self.fragments.append((rows[fragment], (h + 20)[fragment], (self.start[at] + pend)[fragment]))
+        first = frag_off == 0  # only a datagram's first fragment holds the transport header
+        at, l3, pend, ip_len, proto, whole = (
+            at[first],
+            l3[first],
+            pend[first],
+            ip_len[first],
+            proto[first],
+            ~fragment[first],
+        )
+        self._transport(at, proto, l3 + 20, pend, ip_len - 20, IPPROTO_ICMP, ICMP4_ERROR_TYPES, whole)
 
     # --- IPv6 without extension headers -------------------------------------------------------------
 
@@ -401,7 +429,8 @@ class FastDecoder:
         self.text6.add("ip_src", rows, read.u64(h + 8), read.u64(h + 16))
         self.text6.add("ip_dst", rows, read.u64(h + 24), read.u64(h + 32))
         pend = np.where(payload_len > 0, np.minimum(cap, l3 + 40 + payload_len), cap)
-        self._transport(at, next_header, l3 + 40, pend, payload_len, IPPROTO_ICMPV6, ICMP6_ERROR_TYPES)
+        whole = np.ones(at.size, dtype=bool)
+        self._transport(at, next_header, l3 + 40, pend, payload_len, IPPROTO_ICMPV6, ICMP6_ERROR_TYPES, whole)
 
     def _transport(
         self,
@@ -412,11 +441,15 @@ class FastDecoder:
         ip_payload: np.ndarray,
         icmp_proto: int,
         icmp_errors: tuple[int, ...],
+        whole: np.ndarray,
     ) -> None:
-        for proto_value, handler in ((IPPROTO_UDP, self._udp), (IPPROTO_TCP, self._tcp)):
-            sel = proto == proto_value
-            if sel.any():
-                handler(at[sel], l4[sel], pend[sel], ip_payload[sel])
+        """Transport headers; `whole` is False for a first fragment (no control-stream reading there)."""
+        sel = proto == IPPROTO_UDP
+        if sel.any():
+            self._udp(at[sel], l4[sel], pend[sel])
+        sel = proto == IPPROTO_TCP
+        if sel.any():
+            self._tcp(at[sel], l4[sel], pend[sel], ip_payload[sel], whole[sel])
         sel = proto == icmp_proto
         if sel.any():
             self._icmp(at[sel], l4[sel], pend[sel], icmp_errors)
@@ -429,7 +462,7 @@ class FastDecoder:
         self.slow[self.rows[at[~fits]]] = True
         return fits
 
-    def _udp(self, at: np.ndarray, l4: np.ndarray, pend: np.ndarray, ip_payload: np.ndarray) -> None:
+    def _udp(self, at: np.ndarray, l4: np.ndarray, pend: np.ndarray) -> None:
         cols = self.cols
         fits = self._fits(at, l4 + 8, pend)
         at, l4, pend = at[fits], l4[fits], pend[fits]
@@ -454,30 +487,36 @@ class FastDecoder:
         if sleeve.any():
             self._sleeve(at[sleeve], p[sleeve], pend[sleeve], udp_len[sleeve])
 
-    def _tcp(self, at: np.ndarray, l4: np.ndarray, pend: np.ndarray, ip_payload: np.ndarray) -> None:
+    def _tcp(
+        self, at: np.ndarray, l4: np.ndarray, pend: np.ndarray, ip_payload: np.ndarray, whole: np.ndarray
+    ) -> None:
         cols = self.cols
         fits = self._fits(at, l4 + 20, pend)
-        at, l4, ip_payload = at[fits], l4[fits], ip_payload[fits]
+        at, l4, pend, ip_payload, whole = at[fits], l4[fits], pend[fits], ip_payload[fits], whole[fits]
         base = self.start[at] + l4
         w0 = self.read.u64(base)
         w1 = self.read.u64(base + 8)
+        rows = self.rows[at]
         sport = _i(w0 >> 48)
         dport = _i((w0 >> 32) & _U16)
+        seq = _i(w0 & _U32)
         data_off = _i((w1 >> 28) & np.uint64(0xF)) * 4
         payload_len = ip_payload - data_off
         payload_len = np.where((data_off >= 20) & (ip_payload >= 0) & (payload_len >= 0), payload_len, -1)
-        # the Weave control stream is stateful: those segments go through the per-packet path, in order
-        control = ((sport == self.weave_port) | (dport == self.weave_port)) & (payload_len > 0)
-        self.slow[self.rows[at[control]]] = True
-        keep = ~control
-        rows = self.rows[at[keep]]
-        w0, w1 = w0[keep], w1[keep]
-        cols["sport"][rows] = sport[keep]
-        cols["dport"][rows] = dport[keep]
-        cols["tcp_seq"][rows] = _i(w0 & _U32)
+        cols["sport"][rows] = sport
+        cols["dport"][rows] = dport
+        cols["tcp_seq"][rows] = seq
         cols["tcp_ack"][rows] = _i(w1 >> 32)
         cols["tcp_flags"][rows] = _i((w1 >> 16) & _U8)
-        cols["l4_payload_len"][rows] = payload_len[keep]
+        cols["l4_payload_len"][rows] = payload_len
+        # Weave control segments: the stream tracker reads them afterwards, in frame order, from these spans
+        control = whole & ((sport == self.weave_port) | (dport == self.weave_port)) & (payload_len > 0)
+        if control.any():
+            begin = base[control] + data_off[control]
+            end = self.start[at[control]] + np.minimum(
+                pend[control], l4[control] + data_off[control] + payload_len[control]
+            )
+            self.control.append((rows[control], seq[control], begin, end, payload_len[control]))
 
     def _icmp(self, at: np.ndarray, l4: np.ndarray, pend: np.ndarray, errors: tuple[int, ...]) -> None:
         cols = self.cols
