@@ -26,17 +26,20 @@ PROGRESS_MIN_BYTES = 64 * 1024 * 1024  # smaller files finish before a bar would
 @one_line_errors
 def command(
     captures: Annotated[list[str], typer.Argument(help="Captures: PATH, HOST=PATH or - (standard input).",
-                                                  metavar="CAPTURE...")],
-    output_format: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
+                                                  metavar="CAPTURE")],
+    output_format: Annotated[str, typer.Option("--format", help="text or json.", metavar="text|json")] = "text",
     timeline: Annotated[Path | None, typer.Option(
         "--timeline", help="Also write the per-frame table of every capture to FILE.csv or FILE.parquet.",
         metavar="FILE")] = None,
     dissector: Annotated[str, typer.Option(
-        "--dissector", help="native (fast, ours) or tshark (Wireshark's dissectors: slow, independent).")] = "native",
+        "--dissector", help="native (fast, ours) or tshark (Wireshark's dissectors: slow, independent).",
+        metavar="native|tshark")] = "native",
     weave_port: Annotated[int, typer.Option(
-        "--weave-port", help="Weave's TCP control / UDP sleeve port; fast datapath VXLAN uses it + 1.")] = 6783,
+        "--weave-port", help="Weave's TCP control / UDP sleeve port; fast datapath VXLAN uses it + 1.",
+        metavar="N")] = 6783,
     vxlan_ports: Annotated[list[int] | None, typer.Option(
-        "--vxlan-port", help="Another UDP port carrying non-Weave VXLAN (adds to 4789 and 8472; repeatable).")] = None,
+        "--vxlan-port", help="Another UDP port carrying non-Weave VXLAN (adds to 4789 and 8472; repeatable).",
+        metavar="N")] = None,
 ) -> None:
     """Name the traffic in each capture: Weave control, sleeve, fast datapath, ESP, ICMP, fragments, overlays."""
     if output_format not in FORMATS:
