@@ -149,6 +149,9 @@ def _open_stream(path: str) -> tuple[_Readable, _Prefixed, str]:
     return stream, source, compression
 
 
+_COMPRESSED_READ_STEP = 64 * 1024
+
+
 class Capture:
     """An opened capture: `info` is filled from the header at once; `chunks()` streams the frames."""
 
@@ -233,14 +236,16 @@ class Capture:
         got, error = self._fill(stream, memoryview(buf))
         return bytes(buf[:got]), error
 
-    @staticmethod
-    def _fill(stream: _Readable, view: memoryview) -> tuple[int, str | None]:
+    def _fill(self, stream: _Readable, view: memoryview) -> tuple[int, str | None]:
         """Fill view from stream; returns bytes read and, at a read/decompression error, its message."""
         got = 0
         size = len(view)
+        # A decompressor that hits corrupt or cut-short input drops what it had decompressed in that
+        # call, so compressed input is read in small steps: at most one step is lost to the damage.
+        step = _COMPRESSED_READ_STEP if self.info.compression else size
         try:
             while got < size:
-                n = stream.readinto(view[got:])
+                n = stream.readinto(view[got : got + step])
                 if not n:
                     break
                 got += n
