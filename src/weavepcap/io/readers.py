@@ -149,7 +149,7 @@ def _open_stream(path: str) -> tuple[_Readable, _Prefixed, str]:
     return stream, source, compression
 
 
-_COMPRESSED_READ_STEP = 64 * 1024
+_COMPRESSED_READ_STEP = 8 * 1024
 
 
 class Capture:
