@@ -60,7 +60,7 @@ class ByteReader:
     def __init__(self, data: np.ndarray) -> None:
         self.data = data
         size = data.size
-        if data.ctypes.data % 8 == 0 and size >= 16:
+        if data.ctypes.data % 8 == 0 and size >= 16 and data.flags.c_contiguous:
             self.words = data[: size - size % 8].view("<u8")
         else:  # unaligned or tiny buffer: an aligned copy (zero padded)
             padded = np.zeros((size + 15) // 8, dtype="<u8")
@@ -89,6 +89,8 @@ class ByteReader:
     def _u64_clipped(self, pos: np.ndarray) -> np.ndarray:
         last = self.data.size - 1
         out = np.zeros(pos.size, dtype=np.uint64)
+        if last < 0:
+            return out
         for k in range(8):
             at = pos + k
             byte = self.data[np.minimum(at, last)].astype(np.uint64)
