@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.test_decode_equivalence import assert_same_columns
 from weavepcap.decode import DecodeState, decode_chunk
@@ -94,13 +96,8 @@ def test_message_split_across_segments_keeps_the_boundaries() -> None:
         )
     )
     assert c["ctl_msg"].tolist() == ["handshake", "features", "data", "data", "gossip"]
-    assert c["ctl_pmtu"].tolist() == [
-        -1,
-        -1,
-        -1,
-        -1,
-        -1,
-    ]  # the PMTU message started mid-segment, its length cut
+    # the PMTU message's length prefix was cut in two: carried over, its body is read in the 4th segment
+    assert c["ctl_pmtu"].tolist() == [-1, -1, -1, 1438, -1]
 
 
 def test_two_messages_in_one_segment() -> None:
@@ -183,3 +180,22 @@ def test_segments_without_payload_stay_on_the_fast_path() -> None:
     decoded = decode_chunk(chunk_from_frames(frames), Settings(), DecodeState())
     assert decoded.slow_frames == 0 and decoded.columns["ctl_msg"].tolist() == ["", ""]
     assert decoded.columns["tcp_flags"].tolist() == [0x02, 0x04]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(["heartbeat", "gossip", "overlay_ctl"]), max_size=12), st.data())
+def test_any_segmentation_keeps_every_message_boundary(kinds: list[str], data: st.DataObject) -> None:
+    """Cut one plain stream anywhere: a segment that starts on a message boundary names that message."""
+    bodies = {"heartbeat": control_message(b"\x00"), "gossip": GOSSIP, "overlay_ctl": PMTU_VERIFIED}
+    stream = HANDSHAKE_PLAIN + control_message(features_body(FEATURES))
+    starts = {0: "handshake", len(HANDSHAKE_PLAIN): "features"}
+    for kind in kinds:
+        starts[len(stream)] = kind
+        stream += bodies[kind]
+    inner = data.draw(st.sets(st.integers(8, len(stream) - 1), max_size=15))
+    cuts = sorted({0, *inner, len(stream)})
+    segments = [stream[a:b] for a, b in zip(cuts, cuts[1:], strict=False)]
+    c = decode(segments_to_frames(segments))
+    # naming a message takes its length prefix and first body byte (the handshake: its 5-byte magic)
+    expected = [starts.get(a, "data") if b - a >= 5 else "data" for a, b in zip(cuts, cuts[1:], strict=False)]
+    assert c["ctl_msg"].tolist() == expected

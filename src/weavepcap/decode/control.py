@@ -35,6 +35,7 @@ class Direction:
     encrypted: int = -1  # flag byte seen in the handshake: 0 plain, 1 encrypted, -1 unknown
     version_max: int = -1
     features_pending: bool = False  # the next message is the features map
+    carry: bytes = b""  # the first bytes of a length prefix that the previous segment cut in two
 
 
 def _signed(delta: int) -> int:
@@ -122,6 +123,13 @@ class ControlTracker:
         if d.phase == "v1":
             row["ctl_msg"] = "data"  # version 1 is a bare gob stream: no boundaries to follow
             return
+        if d.carry and d.expect is not None:
+            carry, d.carry = d.carry, b""
+            if seq % SEQ_MOD == d.expect:
+                row["ctl_msg"] = "data"  # starts with the rest of a length prefix
+                self._walk(d, seq - len(carry), carry + payload, length + len(carry), 0, row, at_start=False)
+                return
+            d.expect = None
         if d.expect is None:
             if not self._resync(d, seq, payload, length):
                 row["ctl_msg"] = "data"
@@ -147,6 +155,7 @@ class ControlTracker:
         self, key: ConnKey, d: Direction, seq: int, payload: bytes, length: int, row: dict[str, object]
     ) -> None:
         row["ctl_msg"] = "handshake"
+        d.carry = b""
         if len(payload) > 5:
             row["ctl_proto_min"] = payload[5]
         if len(payload) <= 6:
@@ -182,6 +191,7 @@ class ControlTracker:
             return False
         d.phase = "messages"
         d.pubkey_left = 0
+        d.carry = b""
         d.features_pending = False  # whatever came first was missed
         d.expect = seq % SEQ_MOD
         return True
@@ -230,8 +240,14 @@ class ControlTracker:
                 if d.pubkey_left == 0:
                     d.phase, d.features_pending = "messages", True
                 continue
+            if pos + 4 > length and len(payload) >= length:
+                if first:
+                    row["ctl_msg"] = "data"  # too short to tell which message starts here
+                d.carry = payload[pos:length]  # TCP cut the length prefix: finish it with the next segment
+                d.expect = (seq + length) % SEQ_MOD
+                return
             if pos + 4 > len(payload):
-                d.expect = None  # the length prefix itself is not captured (or split across segments)
+                d.expect = None  # the length prefix is not captured (snaplen)
                 return
             size = int.from_bytes(payload[pos : pos + 4], "big")
             if size > MAX_MESSAGE:
@@ -249,12 +265,12 @@ class ControlTracker:
 
     @staticmethod
     def _kind(d: Direction, body: bytes, size: int) -> str:
+        if not body:
+            return "data"  # the body starts in a later segment (or is empty): nothing to name
         if d.encrypted == 1:
             return "encrypted"
         if d.features_pending and d.encrypted == 0:
             return "features"
-        if not body:
-            return "data"
         if _looks_like_features(body):
             return "features"
         tag = body[0]
