@@ -199,3 +199,25 @@ def test_any_segmentation_keeps_every_message_boundary(kinds: list[str], data: s
     # naming a message takes its length prefix and first body byte (the handshake: its 5-byte magic)
     expected = [starts.get(a, "data") if b - a >= 5 else "data" for a, b in zip(cuts, cuts[1:], strict=False)]
     assert c["ctl_msg"].tolist() == expected
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(17, 80), max_size=10), st.data())
+def test_any_segmentation_of_an_encrypted_stream(sizes: list[int], data: st.DataObject) -> None:
+    """Encrypted: key bytes stay handshake, every message start (with its first body byte) is `encrypted`."""
+    header = b"weave\x01\x02\x01" + bytes(range(32))
+    stream = header
+    starts = set()
+    for size in [200, *sizes]:  # the features map first, then secretboxes
+        starts.add(len(stream))
+        stream += control_message(bytes([size % 251]) * size)
+    inner = data.draw(st.sets(st.integers(7, len(stream) - 1), max_size=15))
+    cuts = sorted({0, *inner, len(stream)})
+    c = decode(segments_to_frames([stream[a:b] for a, b in zip(cuts, cuts[1:], strict=False)]))
+    expected = []
+    for a, b in zip(cuts, cuts[1:], strict=False):
+        if a < len(header):
+            expected.append("handshake")
+        else:
+            expected.append("encrypted" if a in starts and b - a >= 5 else "data")
+    assert c["ctl_msg"].tolist() == expected
