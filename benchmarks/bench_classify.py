@@ -34,7 +34,8 @@ class Measurement:
     command: str
     frames: int
     bytes: int
-    seconds: float
+    seconds: float  # wall clock
+    cpu_seconds: float  # user + system CPU of the child: steadier than wall time on a busy machine
     peak_rss_mb: float
     inner_seconds: float | None = None  # time measured inside the worker (no interpreter start-up)
     exit_code: int = 0
@@ -47,6 +48,10 @@ class Measurement:
     @property
     def mb_per_second(self) -> float:
         return self.bytes / 1e6 / self.seconds if self.seconds else 0.0
+
+    @property
+    def frames_per_cpu_second(self) -> float:
+        return self.frames / self.cpu_seconds if self.cpu_seconds else 0.0
 
 
 def pin_to_one_core() -> None:
@@ -85,6 +90,7 @@ def run_child(tool: str, command: list[str], frames: int, size: int, *, one_core
         frames=frames,
         bytes=size,
         seconds=seconds,
+        cpu_seconds=usage.ru_utime + usage.ru_stime,
         peak_rss_mb=usage.ru_maxrss / 1024,  # Linux reports kilobytes
         exit_code=process.returncode,
     )
@@ -227,15 +233,22 @@ def machine() -> str:
 
 
 def print_table(results: list[Measurement], reference: Measurement | None) -> None:
-    header = f"{'tool':34} {'wall s':>8} {'frames/s':>12} {'MB/s':>8} {'peak RSS MB':>12} {'x slower':>9}"
+    """One line per tool; ratios are against `reference` (weavepcap), by wall time and by CPU time."""
+    header = (
+        f"{'tool':36} {'wall s':>7} {'CPU s':>7} {'frames/s':>10} {'frames/CPU-s':>12} {'MB/s':>7} "
+        f"{'peak RSS MB':>11} {'x wall':>7} {'x CPU':>6}"
+    )
     print(header)
     print("-" * len(header))
     for m in results:
-        ratio = m.seconds / reference.seconds if reference and reference.seconds and m.exit_code == 0 else float("nan")
+        ok = reference is not None and m.exit_code == 0
+        wall_ratio = m.seconds / reference.seconds if ok and reference.seconds else float("nan")
+        cpu_ratio = m.cpu_seconds / reference.cpu_seconds if ok and reference.cpu_seconds else float("nan")
         status = "" if m.exit_code == 0 else f"  FAILED: {m.note}"
         print(
-            f"{m.tool:34} {m.seconds:8.2f} {m.frames_per_second:12,.0f} {m.mb_per_second:8.1f} "
-            f"{m.peak_rss_mb:12.1f} {ratio:9.1f}{status}"
+            f"{m.tool:36} {m.seconds:7.2f} {m.cpu_seconds:7.2f} {m.frames_per_second:10,.0f} "
+            f"{m.frames_per_cpu_second:12,.0f} {m.mb_per_second:7.1f} {m.peak_rss_mb:11.1f} "
+            f"{wall_ratio:7.1f} {cpu_ratio:6.1f}{status}"
         )
     for m in results:
         if m.exit_code == 0 and m.note:
@@ -309,16 +322,23 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print("memory independence (peak RSS of scan_capture):")
         for m in memory:
-            print(f"  {m.frames:>12,} frames  {m.bytes / 1e6:9,.1f} MB capture  peak RSS {m.peak_rss_mb:8.1f} MB")
+            print(f"  {m.frames:>12,} frames  {m.bytes / 1e6:9,.1f} MB capture  peak RSS {m.peak_rss_mb:8.1f} MB"
+                  f"{'' if m.exit_code == 0 else '  FAILED: ' + m.note}")
     if scan.exit_code == 0:
         print()
         for m in results[1:]:
             if m.exit_code == 0 and m.tool.startswith(("tshark", "dpkt")):
-                print(f"weavepcap scan_capture is {m.seconds / scan.seconds:.1f}x faster than {m.tool}")
+                print(
+                    f"weavepcap scan_capture is {m.seconds / scan.seconds:.1f}x (wall) / "
+                    f"{m.cpu_seconds / scan.cpu_seconds:.1f}x (CPU) faster than {m.tool}"
+                )
         analyze = next((m for m in results if m.tool.startswith("weavepcap analyze") and m.exit_code == 0), None)
         cli = next((m for m in results if m.tool.startswith("weavepcap classify") and m.exit_code == 0), None)
         if analyze and cli:
-            print(f"analyze costs {analyze.seconds / cli.seconds:.2f}x classify (target <= 2)")
+            print(
+                f"analyze costs {analyze.seconds / cli.seconds:.2f}x (wall) / "
+                f"{analyze.cpu_seconds / cli.cpu_seconds:.2f}x (CPU) classify (target <= 2)"
+            )
 
     if args.profile:
         print(file=sys.stderr)
@@ -327,7 +347,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         payload = {
             "machine": machine(), "capture": capture.name, "frames": frames, "bytes": size, "one_core": one_core,
-            "results": [asdict(m) | {"frames_per_second": m.frames_per_second} for m in results],
+            "results": [
+                asdict(m) | {"frames_per_second": m.frames_per_second, "frames_per_cpu_second": m.frames_per_cpu_second}
+                for m in results
+            ],
             "memory": [asdict(m) for m in memory],
         }
         args.json.write_text(json.dumps(payload, indent=2))

@@ -183,7 +183,8 @@ class Unit:
     frames: list[bytes]
     weight: float  # relative number of occurrences
     same_ip_id: bool = False  # every frame of one occurrence shares an IP ID (fragment trains)
-    ack_step: int = 1448  # pure ACKs: acknowledgement number advance per frame (keeps pace with the data)
+    ack_step: int = 1448  # pure ACKs of a flow without data in this capture: advance per frame
+    acks: int = -1  # index of the unit whose data this pure ACK acknowledges (ack = everything sent so far)
 
 
 @dataclass
@@ -197,6 +198,7 @@ class Templates:
     counter_at: np.ndarray  # int64: a 32-bit number that grows per frame (TCP seq/ack, ESP seq), -1 if none
     counter_step: np.ndarray  # int64: its growth per frame of this template
     id16_at: np.ndarray  # int64: a 16-bit ID shared by one occurrence (DNS transaction ID), -1 if none
+    acked: np.ndarray  # int64: for a pure-ACK template, the data template it acknowledges, else -1
     sent: np.ndarray  # int64: frames of each template written so far (drives sequence numbers)
     units: list[Unit] = field(default_factory=list)
     unit_templates: list[np.ndarray] = field(default_factory=list)
@@ -209,7 +211,7 @@ def build_units() -> list[Unit]:
     for a, b in pairs:
         units.append(Unit("fastdp.data.bulk", [fastdp(a, b, container_tcp(a, b, OVERLAY_MTU - 40, TCP_ACK))], 1.8))
         ack = fastdp(b, a, container_tcp(a, b, 0, TCP_ACK, reply=True))
-        units.append(Unit("fastdp.data.ack", [ack], 1.2, ack_step=(OVERLAY_MTU - 40) * 3 // 2 * 9 // 10))
+        units.append(Unit("fastdp.data.ack", [ack], 1.2, acks=len(units) - 1))
         units.append(Unit("fastdp.heartbeat", [fastdp(a, b, fastdp_heartbeat_inner(0x1111 * (a + 1) * (b + 1)))], 0.01))
         uid = (0x5EED0000 + a * 16 + b).to_bytes(8, "big")
         units.append(Unit("sleeve.heartbeat", [sleeve(a, b, [bytes(14) + uid], df=True)], 0.01))
@@ -230,7 +232,7 @@ def build_units() -> list[Unit]:
         vlan = 120 if k >= 6 else None  # a quarter of the background flows arrive 802.1Q-tagged
         units.append(Unit("background.tcp.bulk", [background_tcp(k, 1448, TCP_ACK, vlan)], 0.8))
         ack = background_tcp(k, 0, TCP_ACK, vlan, reply=True)
-        units.append(Unit("background.tcp.ack", [ack], 0.4, ack_step=2 * 1448 * 9 // 10))
+        units.append(Unit("background.tcp.ack", [ack], 0.4, acks=len(units) - 1))
         units.append(Unit("background.dns", [background_dns(k, False), background_dns(k, True)], 0.15))
         units.append(Unit("background.ipv6", [background_ipv6(k, 1200)], 0.1))
     return units
@@ -298,6 +300,9 @@ def build_templates(units: list[Unit]) -> Templates:
         counter_at=np.array([c[0] for c in counters], dtype=np.int64),
         counter_step=np.array([c[1] for c in counters], dtype=np.int64),
         id16_at=np.array([c[2] for c in counters], dtype=np.int64),
+        acked=np.array([
+            int(unit_templates[unit.acks][0]) if unit.acks >= 0 else -1 for unit in units for _ in unit.frames
+        ], dtype=np.int64),
         sent=np.zeros(len(starts), dtype=np.int64),
         units=units,
         unit_templates=unit_templates,
@@ -373,11 +378,18 @@ def render_block(
     rank = np.empty(len(template_ids), dtype=np.int64)
     rank[order] = np.arange(len(template_ids)) - group_start[template_ids[order]]
     sent_before = templates.sent[template_ids] + rank
-    templates.sent += np.bincount(template_ids, minlength=len(templates.start))
     counter_at = templates.counter_at[template_ids]
     has_counter = counter_at >= 0
     field_at = out_start[has_counter] + counter_at[has_counter]
-    number = (1_000_000 + sent_before[has_counter] * templates.counter_step[template_ids][has_counter]) & 0xFFFFFFFF
+    number = 1_000_000 + sent_before * templates.counter_step[template_ids]
+    # A pure ACK acknowledges all its partner's data sent so far, as a real receiver does: an ACK
+    # that lags ever further behind makes tshark's unacked-segment lists grow without bound.
+    for ack_template in np.flatnonzero(templates.acked >= 0):
+        data_template = templates.acked[ack_template]
+        data_seen = templates.sent[data_template] + np.cumsum(template_ids == data_template)
+        at = template_ids == ack_template
+        number[at] = 1_000_000 + data_seen[at] * templates.counter_step[data_template]
+    number = number[has_counter] & 0xFFFFFFFF
     for byte in range(4):
         out[field_at + byte] = (number >> (24 - 8 * byte)) & 0xFF
     id16_at = templates.id16_at[template_ids]
@@ -385,6 +397,7 @@ def render_block(
     field_at = out_start[has_id] + id16_at[has_id]
     out[field_at] = (occurrence[has_id] >> 8) & 0xFF
     out[field_at + 1] = occurrence[has_id] & 0xFF
+    templates.sent += np.bincount(template_ids, minlength=len(templates.start))
     return out
 
 
