@@ -32,7 +32,7 @@ from weavepcap.decode.build import (
 from weavepcap.io.records import chunk_from_frames
 from weavepcap.settings import Settings
 
-LINKTYPES = (1, 113, 276, 101, 228, 229, 0, 108, 147)
+LINKTYPES = (1, 113, 276, 101, 12, 228, 229, 0, 108, 147)
 _HB = ipv4(udp(vxlan(fastdp_heartbeat_frame(7, 200), 0x5005), sport=50000, dport=6784))
 _SLEEVE_HB = ipv4(udp(sleeve([sleeve_heartbeat_frame(9)]), sport=6783, dport=6783))
 

@@ -129,6 +129,7 @@ def test_sll_and_sll2() -> None:
     [
         (ipv4(udp(b"")), 101, 4),
         (ipv6(udp(b"")), 101, 6),
+        (ipv4(udp(b"")), 12, 4),
         (ipv4(udp(b"")), 228, 4),
         (ipv6(udp(b"")), 229, 6),
         (null_loopback(ipv4(udp(b"")), 2), 0, 4),

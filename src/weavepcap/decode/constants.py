@@ -6,12 +6,13 @@ from __future__ import annotations
 LT_NULL = 0  # BSD loopback, 4-byte address family in the writer's byte order
 LT_ETHERNET = 1
 LT_RAW = 101  # raw IPv4 or IPv6, told apart by the version nibble
+LT_RAW_DLT = 12  # DLT_RAW written as-is by some old writers: the same as LT_RAW
 LT_LOOP = 108  # OpenBSD loopback: like NULL but always big-endian
 LT_SLL = 113
 LT_IPV4 = 228
 LT_IPV6 = 229
 LT_SLL2 = 276
-RAW_LINKTYPES = (LT_RAW, LT_IPV4, LT_IPV6)
+RAW_LINKTYPES = (LT_RAW, LT_RAW_DLT, LT_IPV4, LT_IPV6)
 NULL_LINKTYPES = (LT_NULL, LT_LOOP)
 
 ETH_IPV4 = 0x0800

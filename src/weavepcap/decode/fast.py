@@ -25,9 +25,9 @@ from weavepcap.decode.constants import (
     LT_IPV6,
     LT_LOOP,
     LT_NULL,
-    LT_RAW,
     LT_SLL,
     LT_SLL2,
+    RAW_LINKTYPES,
     SLEEVE_FRAME_HDR,
     TUN_GENEVE,
     TUN_VXLAN,
@@ -310,7 +310,7 @@ class FastDecoder:
             cols["eth_src"][r] = np.where(has_mac, read.u64(b + 12) >> 16, np.uint64(0))
             l3[s2] = 20
             ethertype[s2] = _i(read.u64(b) >> 48)
-        raw = np.flatnonzero(_any_of(lt, (LT_RAW, LT_IPV4, LT_IPV6)) & (cap >= 1))
+        raw = np.flatnonzero(_any_of(lt, RAW_LINKTYPES) & (cap >= 1))
         if raw.size:
             version = read.u8(start[raw]) >> 4
             by_nibble = np.where(version == 4, ETH_IPV4, np.where(version == 6, ETH_IPV6, -1))

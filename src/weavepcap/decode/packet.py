@@ -34,12 +34,12 @@ from weavepcap.decode.constants import (
     LT_IPV6,
     LT_LOOP,
     LT_NULL,
-    LT_RAW,
     LT_SLL,
     LT_SLL2,
     MAX_IPV6_EXT_HEADERS,
     MAX_SLEEVE_FRAMES,
     MAX_VLAN_TAGS_SLOW,
+    RAW_LINKTYPES,
     SLEEVE_FRAME_HDR,
     SLEEVE_NAME,
     TUN_GENEVE,
@@ -191,7 +191,7 @@ class PacketDecoder:
             row["ethertype"] = ethertype
             row["l3_off"] = 20
             return 20, ethertype
-        if linktype in (LT_RAW, LT_IPV4, LT_IPV6):
+        if linktype in RAW_LINKTYPES:
             if cap < 1:
                 return -1, -1
             if linktype == LT_IPV4:
