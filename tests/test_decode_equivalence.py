@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import SAMPLES, real_captures
 from weavepcap.decode import DecodeState, decode_chunk
 from weavepcap.io.records import FrameChunk, chunk_from_frames
-from weavepcap.schema import PACKET_COLUMNS
+from weavepcap.schema import COLUMN_BY_NAME, PACKET_COLUMNS
 from weavepcap.settings import Settings
 
 MAX_FRAMES = 200_000  # bound per capture: keeps the test fast on a big sample
@@ -76,3 +76,28 @@ def test_fast_equals_slow_across_several_row_blocks() -> None:
     assert_same_columns(chunk)
     decoded = decode_chunk(chunk, Settings(), DecodeState())
     assert decoded.slow_frames < len(chunk) // 50  # the benchmark mix is mostly fast-path shapes
+
+
+def test_columns_have_the_schema_dtypes() -> None:
+    from weavepcap.decode.bench import make_chunk
+
+    decoded = decode_chunk(make_chunk(500), Settings(), DecodeState())
+    assert list(decoded.columns) == [c.name for c in PACKET_COLUMNS]
+    for column in PACKET_COLUMNS:
+        values = decoded.columns[column.name]
+        assert values.shape == (500,)
+        if column.dtype == "str":
+            assert values.dtype == object and all(isinstance(v, str) for v in values), column.name
+        else:
+            assert values.dtype == np.dtype(column.dtype), column.name
+    for column in (
+        "klass",
+        "overlay_mtu",
+        "peer_src_short",
+        "peer_dst_short",
+        "uncertain",
+        "frag_train",
+        "reasm_len",
+        "reasm_status",
+    ):
+        assert (decoded.columns[column] == COLUMN_BY_NAME[column].missing).all(), column
