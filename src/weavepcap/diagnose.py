@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from weavepcap.classes import WEAVE_CLASSES
 from weavepcap.model import FAULT, Finding, RuledOut, Verdict
 from weavepcap.rules import RULES
 from weavepcap.rules.base import Context, Rule
@@ -25,8 +26,12 @@ def run_rules(ctx: Context, rules: tuple[Rule, ...] = RULES) -> tuple[list[Findi
     faults: list[Finding] = []
     ruled_out: list[RuledOut] = []
     problems: list[str] = []
+    weave_present = any(ctx.class_frames(k) for k in WEAVE_CLASSES)
     for rule in rules:
         if rule.kind != FAULT:
+            continue
+        if not weave_present:  # every fault rule is about Weave: nothing to judge
+            ruled_out.append(RuledOut(rule.id, rule.title, "no Weave traffic in the captures"))
             continue
         try:
             found = rule.check(ctx)

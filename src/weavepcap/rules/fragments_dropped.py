@@ -10,8 +10,9 @@ from weavepcap.rules.common import overlay_facts
 
 
 def check(ctx: Context) -> list[Finding]:
-    lost = ctx.of("fragments.lost")
-    partial = ctx.of("fragments.incomplete")
+    # Only trains between Weave hosts (or the sleeve fragmentation test itself) say something about Weave.
+    lost = _between_hosts(ctx, ctx.of("fragments.lost"))
+    partial = _between_hosts(ctx, ctx.of("fragments.incomplete"))
     done = ctx.of("fragments.reassembled")
     sent = ctx.of("fragments.sent")
     acked = ctx.of("sleeve.fragtest_acked")
@@ -47,6 +48,15 @@ def check(ctx: Context) -> list[Finding]:
                         evidence=[sent.iloc[:1], bad.iloc[:2],
                                   _working_at(ctx, dst),
                                   sent.iloc[1:]], hosts=[src, dst], path=f"{src} -> {dst}")]
+
+
+def _between_hosts(ctx: Context, events: pd.DataFrame) -> pd.DataFrame:
+    if events.empty:
+        return events
+    known = {h for h, i in ctx.tl.hosts.items() if i.addresses}
+    test = [bool(a.get("fragtest")) for a in events["attrs"]]
+    inside = events["src_host"].isin(known).to_numpy() & events["dst_host"].isin(known).to_numpy()
+    return events[pd.Series(test, index=events.index).to_numpy() | inside]
 
 
 def _working_at(ctx: Context, host: str) -> pd.DataFrame:
