@@ -154,6 +154,16 @@ def test_tx_stall_after_pmtu_probe_fires() -> None:
     assert any(e.capture == "host-a-eth0.pcap" for e in f.evidence)
 
 
+def test_tx_stall_after_pmtu_probe_fires_from_the_peers_capture_alone() -> None:
+    s = stall_scene()
+    s.captured = ("host-b",)
+    s.rows.pop("host-a")
+    a = s.analyze()
+    assert a.verdict.root_cause == "tx-stall-after-pmtu-probe"
+    assert a.findings[0].facts["host"] == "host-a"
+    assert a.findings[0].confidence < 0.9  # weaker without host-a's own capture
+
+
 def test_tx_stall_after_pmtu_probe_quiet_without_a_probe_before_the_silence() -> None:
     assert "tx-stall-after-pmtu-probe" not in fired(stall_scene(probe=False).analyze())
 

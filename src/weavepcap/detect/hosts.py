@@ -23,17 +23,27 @@ def detect_hosts(tl: Timeline) -> list[pd.DataFrame]:
     dst_host = text(pk["dst_host"])
     t = pk["t_ns"].to_numpy()
     retrans = _retransmitted(tl)
+    capture_host = text(pk["host"])
+    direction = text(pk["dir"])
     for host, info in tl.hosts.items():
-        if not info.captures:
+        if info.captures:
+            # The host's own capture shows what it sent and what kept arriving.
+            view = capture_host == host
+            sent = view & (src_host == host)
+            to_host = (dst_host == host) & (src_host != host) & (src_host != "")
+        elif info.addresses:
+            # No capture of its own: its peers' captures show the last frame that arrived from it and
+            # what they kept sending to it (weaker: the path back could be cut instead).
+            view = np.ones(len(pk), dtype=bool)
+            sent = src_host == host
+            to_host = (dst_host == host) & (direction == "tx")
+        else:
             continue
-        own = text(pk["host"]) == host
-        sent = own & (src_host == host)
-        to_host = (dst_host == host) & (src_host != host) & (src_host != "")
         if not sent.any():
             continue
         last_idx = int(np.flatnonzero(sent)[np.argmax(t[sent])])
         last_t = int(t[last_idx])
-        after = to_host & own & (t > last_t)
+        after = to_host & view & (t > last_t)
         n_after = int(after.sum())
         span_s = (int(t[after].max()) - last_t) / 1e9 if n_after else 0.0
         if n_after < STALL_MIN_RX_FRAMES or span_s < STALL_MIN_SECONDS:
@@ -43,9 +53,12 @@ def detect_hosts(tl: Timeline) -> list[pd.DataFrame]:
         rows = pk.iloc[[last_idx]]
         msg = (f"{host} sent nothing after this frame while its peers sent {n_after} more frames to it over "
                f"{span_s:.1f} s ({retrans_after} TCP retransmissions)")
+        if not info.captures:
+            msg = msg.replace("sent nothing after this frame", "was last heard in this frame") + \
+                " (seen from its peers' captures)"
         out.append(make_events(rows, "host.tx_stopped", msg, "",
-                               [{"frames_after": n_after, "seconds_after": round(span_s, 3),
-                                 "retransmissions_after": retrans_after}]))
+                               [{"host": host, "frames_after": n_after, "seconds_after": round(span_s, 3),
+                                 "retransmissions_after": retrans_after, "own_capture": bool(info.captures)}]))
     out.append(_silent(tl))
     return out
 

@@ -10,7 +10,7 @@ def check(ctx: Context) -> list[Finding]:
     silent = ctx.of("host.silent")
     if silent.empty:
         return []
-    stopped = set(ctx.of("host.tx_stopped")["host"]) if not ctx.of("host.tx_stopped").empty else set()
+    stopped = {str(a.get("host")) for a in ctx.of("host.tx_stopped")["attrs"]} if not ctx.of("host.tx_stopped").empty else set()
     findings: list[Finding] = []
     for _, ev in silent.iterrows():
         attrs = ev["attrs"]

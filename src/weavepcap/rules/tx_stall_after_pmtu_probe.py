@@ -15,7 +15,7 @@ def check(ctx: Context) -> list[Finding]:
     findings: list[Finding] = []
     stops = ctx.of("host.tx_stopped")
     for _, stop in stops.iterrows():
-        host = stop["host"]
+        host = str(stop["attrs"].get("host") or stop["host"])  # the silent host (the capture may be a peer's)
         t_last = int(stop["t_ns"])
         pk = ctx.packets
         mine = pk[(text(pk["src_host"]) == host) & (pk["t_ns"].to_numpy() <= t_last)
@@ -51,15 +51,18 @@ def check(ctx: Context) -> list[Finding]:
                f"{facts['frames_after']} frames to it over {facts['seconds_after']} s "
                f"({facts['retransmissions_after']} TCP retransmissions): its NIC stopped transmitting.")
         conf = 0.9 if (attrs.get("retransmissions_after") or 0) > 0 else 0.75
+        if not attrs.get("own_capture", True):
+            conf -= 0.25  # seen only from the peers: the way back could be cut instead
+            msg += f" Seen only from its peers' captures; capture on {host} to tell a stalled NIC from a cut path."
         # What kept arriving at the silent host: ARP requests it never answered, heartbeats.
         own = text(pk["host"]) == host
-        later = pk[own & (pk["t_ns"].to_numpy() > t_last) & (text(pk["dir"]) != "tx")]
+        later = pk[own & (pk["t_ns"].to_numpy() > t_last) & (text(pk["dir"]) != "tx")]  # empty without its capture
         arp = later[text(later["klass"]) == "arp"].iloc[:1]
         arp_ev = make_events(arp, "host.tx_stopped", f"ARP to {host} after it went quiet (never answered)", "arp")
         hb_in = ev[ev["event"].isin(("fastdp.heartbeat_received", "sleeve.heartbeat_received")) & (ev["host"] == host)
                    & (ev["t_ns"] > t_last)]
         findings.append(ctx.finding(RULE, confidence=conf, message=msg, facts=facts,
-                                    evidence=[probe_ev.iloc[:1], stops[stops["host"] == host], retrans.iloc[:3],
+                                    evidence=[probe_ev.iloc[:1], stops[[str(a.get("host")) == host for a in stops["attrs"]]], retrans.iloc[:3],
                                               arp_ev, hb_in.iloc[:2], probe_ev.iloc[1:]],
                                     hosts=[host], path=None))
     return findings
