@@ -9,6 +9,7 @@ from weavepcap.rules.common import overlay_facts
 
 PROBE_WINDOW_NS = 10_000_000_000  # the probe must come shortly before the host fell silent
 LARGE_UDP = 1400  # an IP length a probe of the path MTU reaches
+PROBE_CLASSES = ("weave.sleeve.fragtest", "weave.sleeve.pmtu_discovery", "weave.sleeve.pmtu_verify")
 
 
 def check(ctx: Context) -> list[Finding]:
@@ -33,7 +34,8 @@ def check(ctx: Context) -> list[Finding]:
         retrans = ev[(ev["event"] == "tcp.retransmission") & (ev["dst_host"] == host) & (ev["t_ns"] > t_last)]
         attrs = stop["attrs"]
         probes = mine[probe_mask]
-        kinds = sorted(set(klass[probe_mask]))
+        named = sorted(set(klass[probe_mask]) & set(PROBE_CLASSES))
+        kinds = named or ["large UDP"]
         facts: dict[str, object] = {
             **overlay_facts(ctx),
             "host": host,
