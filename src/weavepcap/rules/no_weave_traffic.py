@@ -55,8 +55,8 @@ def check(ctx: Context) -> list[Finding]:
             if not ov.empty:
                 facts["overlay_mtu"] = max(int(facts.get("outer_ip_len", 0)), quoted) - VXLAN_OVERHEAD
                 facts["outer_ip_len"] = max(int(facts.get("outer_ip_len", 0)), quoted)
-            msg += (f". ICMP too-big seen (MTU {', '.join(map(str, mtus))}) for {quoted}-byte packets: that overlay "
-                    "has an MTU problem of its own")
+            msg += f". ICMP too-big seen (MTU {', '.join(map(str, mtus))}) for {quoted}-byte packets"
+            msg += ": that overlay has an MTU problem of its own" if not ov.empty else ""
             evidence.append(icmp.iloc[:2])
         if ov.empty:
             plain = pk[(text(pk["dir"]) == "tx") & (klass == "other")] if "dir" in pk else pk.iloc[:0]
