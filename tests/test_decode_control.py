@@ -127,12 +127,31 @@ def test_lost_segment_then_resync() -> None:
     assert c["ctl_msg"].tolist() == ["handshake", "gossip", "heartbeat"]
 
 
-def test_retransmission_is_data() -> None:
-    frames = segments_to_frames(
-        [HANDSHAKE_PLAIN, control_message(features_body(FEATURES)), control_message(b"\x00")]
+def test_retransmission_is_named_like_the_original() -> None:
+    features = control_message(features_body(FEATURES))
+    frames = segments_to_frames([HANDSHAKE_PLAIN, features, control_message(b"\x00"), PMTU_VERIFIED, GOSSIP])
+    # the heartbeat and the PMTU message again, then a resend that starts inside the features map
+    inside = ethernet(
+        ipv4(
+            tcp(features[10:], sport=DIALER[1], dport=6783, seq=1000 + 8 + 10),
+            src=DIALER[0],
+            dst=LISTENER[0],
+            proto=6,
+        )
     )
-    c = decode(frames + [frames[2]])
-    assert c["ctl_msg"].tolist() == ["handshake", "features", "heartbeat", "data"]
+    c = decode(frames + [frames[2], frames[3], inside, frames[4]])
+    assert c["ctl_msg"].tolist() == [
+        "handshake",
+        "features",
+        "heartbeat",
+        "overlay_ctl",
+        "gossip",
+        "heartbeat",
+        "overlay_ctl",
+        "data",
+        "gossip",
+    ]
+    assert c["ctl_pmtu"].tolist()[6] == 1438
 
 
 def test_both_directions_and_state_across_chunks() -> None:

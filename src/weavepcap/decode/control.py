@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from weavepcap.decode.constants import INT32_MAX, clip_int8
 
@@ -15,6 +15,7 @@ SECRETBOX_MIN = 17  # 16-byte Poly1305 tag + at least the tag byte
 # gob type definition of map[string]string (elem and key both string): stable part of the features message
 GOB_MAP_STRING_STRING = b"\x01\x0c\x01\x0c\x00\x00"
 SEQ_MOD = 1 << 32
+RECENT_STARTS = 16  # message starts remembered per direction for naming retransmissions
 
 TAG_HEARTBEAT = 0
 TAGS_LEGACY_SLEEVE = (1, 2, 3)  # pre-1.2 peers: hb-ack, frag-ack, pmtu-verified (+2-byte MTU)
@@ -36,6 +37,8 @@ class Direction:
     version_max: int = -1
     features_pending: bool = False  # the next message is the features map
     carry: bytes = b""  # the first bytes of a length prefix that the previous segment cut in two
+    # recent message starts (sequence number -> kind), so a retransmitted segment is named like the original
+    recent: OrderedDict[int, str] = field(default_factory=OrderedDict)
 
 
 def _signed(delta: int) -> int:
@@ -142,7 +145,7 @@ class ControlTracker:
             row["ctl_msg"] = "data"  # overlaps the boundary: a message starts inside this segment
             self._walk(d, seq, payload, length, -delta, row, at_start=False)
         elif delta < 0:
-            row["ctl_msg"] = "data"  # old bytes again (retransmission)
+            self._retransmission(d, seq, payload, length, row)
         else:
             # bytes went missing from the capture: only a segment that is clearly whole messages resyncs
             if self._resync(d, seq, payload, length):
@@ -150,6 +153,16 @@ class ControlTracker:
             else:
                 d.expect = None
                 row["ctl_msg"] = "data"
+
+    def _retransmission(self, d: Direction, seq: int, payload: bytes, length: int, row: dict[str, object]) -> None:
+        """Old bytes again: named after the message it starts with if that start is remembered, else `data`."""
+        kind = d.recent.get(seq % SEQ_MOD)
+        if kind is None:
+            row["ctl_msg"] = "data"
+            return
+        # read it on a scratch copy: a retransmission must not move the stream state
+        scratch = replace(d, carry=b"", features_pending=kind == "features", phase="messages", recent=OrderedDict())
+        self._walk(scratch, seq, payload, length, 0, row, at_start=True)
 
     def _handshake(
         self, key: ConnKey, d: Direction, seq: int, payload: bytes, length: int, row: dict[str, object]
@@ -260,6 +273,9 @@ class ControlTracker:
                 first = False
             _fill(row, kind, body, size)
             d.features_pending = False
+            d.recent[(seq + pos) % SEQ_MOD] = kind
+            if len(d.recent) > RECENT_STARTS:
+                d.recent.popitem(last=False)
             pos += 4 + size
         d.expect = (seq + pos) % SEQ_MOD
 
