@@ -113,18 +113,16 @@ def _any_of(values: np.ndarray, choices: tuple[int, ...] | np.ndarray) -> np.nda
     return out
 
 
-def ipv4_texts(values: np.ndarray) -> np.ndarray:
-    """Dotted-quad text for 32-bit addresses, formatting each distinct address once."""
-    out = np.empty(values.size, dtype=object)
+def ipv4_texts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, texts): dotted-quad text of each distinct 32-bit address, and each value's index into it."""
     if values.size == 0:
-        return out
+        return np.zeros(0, dtype=np.intp), np.empty(0, dtype=object)
     codes, uniques = pd.factorize(values)
     u = np.asarray(uniques, dtype=np.int64)
     texts = np.array(
         [f"{a >> 24}.{(a >> 16) & 255}.{(a >> 8) & 255}.{a & 255}" for a in u.tolist()], dtype=object
     )
-    out[:] = texts[codes]
-    return out
+    return codes, texts
 
 
 class _Text:
@@ -140,10 +138,10 @@ class _Text:
     def flush(self, cols: Cols) -> None:
         if not self.parts:
             return
-        texts = ipv4_texts(np.concatenate([values.astype(np.int64) for _, _, values in self.parts]))
+        codes, texts = ipv4_texts(np.concatenate([values.astype(np.int64) for _, _, values in self.parts]))
         at = 0
         for column, rows, values in self.parts:
-            cols[column][rows] = texts[at : at + values.size]
+            cols[column][rows] = texts[codes[at : at + values.size]]
             at += values.size
         self.parts = []
 
