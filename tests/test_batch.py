@@ -254,6 +254,7 @@ def test_cli_exit_codes_progress_and_bad_arguments(tmp_path: Path, monkeypatch: 
     ok = cli.invoke(app, ["batch", str(root), "--out", str(tmp_path / "out"), "--workers", "1"])
     assert ok.exit_code == 0, ok.output
     assert "4 groups: 4 analysed, 0 already done, 0 failed" in ok.output
+    assert "4/4 groups · 0 failed" in ok.output  # the progress bar's last state
     add_corrupt(root)
     partial = cli.invoke(app, ["batch", str(root), "--out", str(tmp_path / "out"), "-j", "2"])
     assert partial.exit_code == 4
