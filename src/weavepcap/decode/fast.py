@@ -194,10 +194,8 @@ class FastDecoder:
     def __init__(self, settings: Settings) -> None:
         self.weave_port = settings.weave_port
         self.fastdp_port = settings.fastdp_port
-        self.vxlan_ports = np.array(
-            sorted(set(settings.vxlan_ports) | {settings.fastdp_port}), dtype=np.int64
-        )
-        self.geneve_ports = np.array(sorted(settings.geneve_ports), dtype=np.int64)
+        self.vxlan_ports = tuple(sorted(set(settings.vxlan_ports) | {settings.fastdp_port}))
+        self.geneve_ports = tuple(sorted(settings.geneve_ports))
 
     def decode(self, chunk: FrameChunk, cols: Cols) -> np.ndarray:
         """Fill cols for the rows this path handles; return a bool mask of rows for the per-packet path."""
