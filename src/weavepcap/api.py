@@ -15,7 +15,7 @@ import pandas as pd
 from weavepcap import __version__
 from weavepcap.classes import WEAVE_CLASSES
 from weavepcap.detect import EVENTS, Timeline, detect_events, match_delivery
-from weavepcap.detect.base import empty_events, text
+from weavepcap.detect.base import empty_events, label, text
 from weavepcap.detect.paths import summarize_paths
 from weavepcap.diagnose import Diagnosis, diagnose
 from weavepcap.io.records import CaptureSpec
@@ -380,31 +380,36 @@ def _rates(inputs: list[CaptureInput], hosts: dict[str, HostInfo], t0: int) -> l
 
 
 def _ladder(tl: Timeline, t0: int) -> list[dict[str, Any]]:
+    """Heartbeats sent -> received (`t_received` None when lost or unknown), plus received ones whose sender
+    has no capture (`t_sent` None)."""
     pk = tl.packets
     if pk.empty:
         return []
     klass = text(pk["klass"])
     direction = text(pk["dir"])
     hb = np.isin(klass, ("weave.fastdp.heartbeat", "weave.sleeve.heartbeat"))
-    captured = tl.captured_hosts
-    # Sent heartbeats, plus received ones whose sender has no capture.
-    sel = hb & ((direction == "tx") | ((direction == "rx") & ~np.isin(text(pk["src_host"]), sorted(captured))))
-    rows = pk[sel]
-    d = tl.delivery.reindex(rows.index) if not tl.delivery.empty else None
-    out = []
-    for j, (idx, r) in enumerate(rows.iterrows()):
-        is_tx = r["dir"] == "tx"
-        t_recv: float | None = None
-        if is_tx and d is not None and bool(d["delivered"].iloc[j] is True or d["delivered"].iloc[j] == 1):
-            t_recv = round((int(d["rx_t_ns"].iloc[j]) - t0) / 1e9, 6)
-        elif not is_tx:
-            t_recv = round((int(r["t_ns"]) - t0) / 1e9, 6)
-        out.append({
-            "src_host": r["src_host"] or str(r["ip_src"]), "dst_host": r["dst_host"] or str(r["ip_dst"]),
-            "kind": "fastdp" if r["klass"] == "weave.fastdp.heartbeat" else "sleeve",
-            "t_sent": round((int(r["t_ns"]) - t0) / 1e9, 6) if is_tx else None, "t_received": t_recv,
-            "frame": int(r["frame"]), "capture": r["capture"], "size": int(r["wirelen"]), "_i": int(idx),
-        })
-    for o in out:
-        o.pop("_i")
-    return out
+    uncaptured_sender = ~np.isin(text(pk["src_host"]), sorted(tl.captured_hosts))
+    rows = pk[hb & ((direction == "tx") | ((direction == "rx") & uncaptured_sender))]
+    if rows.empty:
+        return []
+    is_tx = text(rows["dir"]) == "tx"
+    t = (rows["t_ns"].to_numpy() - t0) / 1e9
+    if not tl.delivery.empty:
+        d = tl.delivery.reindex(rows.index)
+        delivered = d["delivered"].fillna(False).astype(bool).to_numpy()
+        rx_t = (d["rx_t_ns"].fillna(-1).astype("int64").to_numpy() - t0) / 1e9
+    else:
+        delivered = np.zeros(len(rows), dtype=bool)
+        rx_t = np.zeros(len(rows))
+    t_sent = [round(float(x), 6) if tx else None for x, tx in zip(t, is_tx, strict=True)]
+    t_recv = [round(float(r), 6) if tx and ok else (None if tx else round(float(x), 6))
+              for x, r, tx, ok in zip(t, rx_t, is_tx, delivered, strict=True)]
+    src = label(text(rows["src_host"]), text(rows["ip_src"]))
+    dst = label(text(rows["dst_host"]), text(rows["ip_dst"]))
+    kind = np.where(text(rows["klass"]) == "weave.fastdp.heartbeat", "fastdp", "sleeve")
+    return [
+        {"src_host": str(a), "dst_host": str(b), "kind": str(k), "t_sent": ts, "t_received": tr, "frame": int(f),
+         "capture": str(c), "size": int(z)}
+        for a, b, k, ts, tr, f, c, z in zip(src, dst, kind, t_sent, t_recv, rows["frame"].to_numpy(),
+                                            text(rows["capture"]), rows["wirelen"].to_numpy(), strict=True)
+    ]
