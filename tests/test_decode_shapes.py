@@ -412,3 +412,20 @@ def test_sleeve_batches_are_walked_on_the_fast_path_up_to_a_bound() -> None:
     decoded = decode_chunk(chunk, SETTINGS, DecodeState())
     assert decoded.columns["sleeve_frames"].tolist() == [3, 200, -1]
     assert decoded.slow_frames == 1  # only the 200-frame chain, longer than the vectorised walk goes
+
+
+def test_ports_come_from_the_settings() -> None:
+    custom = Settings(weave_port=7000, vxlan_ports=frozenset(), geneve_ports=frozenset({7777}))
+    inner = fastdp_heartbeat_frame(UID, 1376)
+    frames = [
+        ethernet(ipv4(udp(vxlan(inner, 5), dport=7001))),  # fastdp on weave_port + 1
+        ethernet(ipv4(udp(vxlan(inner, 5), dport=6784))),  # the default fastdp port means nothing here
+        ethernet(ipv4(udp(sleeve([sleeve_heartbeat_frame(UID)]), sport=7000, dport=7000))),
+        ethernet(ipv4(udp(geneve(inner, 9), dport=7777))),
+    ]
+    chunk = chunk_from_frames(frames)
+    assert_same_columns(chunk, custom)
+    c = decode_chunk(chunk, custom, DecodeState()).columns
+    assert c["tun_type"].tolist() == [1, 0, 0, 2]
+    assert c["weave_conn_uid"].tolist() == [UID, 0, 0, 0]
+    assert c["sleeve_frames"].tolist() == [-1, -1, 1, -1]
