@@ -22,7 +22,8 @@ def test_analyze_takes_paths_host_specs_and_capture_specs() -> None:
     assert isinstance(a, weavepcap.Analysis)
     assert isinstance(a.packets, pd.DataFrame) and isinstance(a.events, pd.DataFrame)
     assert {"t_ns", "dir", "src_host", "dst_host", "capture", "host", "frame", "klass"} <= set(a.packets.columns)
-    assert set(a.hosts) >= {"host-a", "host-b-eth0"}
+    assert set(a.hosts) >= {"host-a", "host-b"}  # host-b from the file name, interface dropped
+    assert a.hosts["host-b"].captures == ["host-b-eth0.pcap"]
     assert a.verdict.root_cause == "fastdp-heartbeat-exceeds-path-mtu"
     assert a.findings[0].rule == a.verdict.root_cause
     assert 0.0 <= a.verdict.confidence <= 1.0
@@ -73,3 +74,11 @@ def test_thinner_keeps_special_rows_and_a_bounded_share_of_bulk_data() -> None:
     assert set(bulk_frames[:THIN_HEAD]) <= set(data)  # the head
     assert set(bulk_frames[-THIN_TAIL:]) <= set(data)  # the tail (e.g. a host's last transmissions)
     assert len(data) < THIN_HEAD + THIN_TAIL + len(bulk_frames) // THIN_STRIDE + 10
+
+
+@pytest.mark.parametrize(("name", "host"), [("host-a-eth0", "host-a"), ("host-a-lo", "host-a"), ("node1_ens3", "node1"),
+                                            ("router-left", "router-left"), ("lo", "lo"), ("capture", "capture")])
+def test_host_from_file_name_drops_the_interface(name: str, host: str) -> None:
+    from weavepcap.api import host_from_file_name
+
+    assert host_from_file_name(name) == host

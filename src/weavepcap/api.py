@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -143,16 +144,30 @@ def analyze(
     return analyze_inputs(inputs, clock_offsets=clock_offsets, settings=settings)
 
 
+# A host named after its capture file loses the interface part: host-a-eth0.pcap and host-a-lo.pcap
+# are both captures of host-a.
+INTERFACE_SUFFIX = re.compile(r"[-_.](lo|any|eth\d+|en[a-z0-9]+|wl[a-z0-9]+|bond\d+|br\d+|veth[a-z0-9]*|weave)$")
+
+
+def host_from_file_name(name: str) -> str:
+    stripped = INTERFACE_SUFFIX.sub("", name)
+    return stripped or name
+
+
 def scan_input(spec: CaptureSpec, settings: Settings, keep: str, progress: Progress | None = None) -> CaptureInput:
     """Scan one capture; with keep="notable" (big inputs) bulk data rows are thinned on the way (Thinner)."""
     from weavepcap.scan import scan_capture
 
-    if keep == "all":
-        return input_from_scan(scan_capture(spec, settings, keep="all", progress=progress))
-    thinner = Thinner()
+    thinner = Thinner() if keep != "all" else None
     result = scan_capture(spec, settings, keep=keep, progress=progress, sink=thinner)
     out = input_from_scan(result)
-    out.packets = thinner.frame()
+    if thinner is not None:
+        out.packets = thinner.frame()
+    if spec.host is None and not result.info.host:  # named after the file: drop the interface part
+        host = host_from_file_name(out.record.host)
+        out.record.host = host
+        if len(out.packets):
+            out.packets = out.packets.assign(host=host)
     return out
 
 
