@@ -109,6 +109,7 @@ def resolve_addresses(packets: pd.DataFrame, host_names: list[str]) -> dict[str,
     Score per (host, address): frames the host's own captures show it sending from that address
     (weight 1 with an initial TTL, 0.2 once routed, so a router's forwarded copies lose to the
     sender's own capture), plus a large bonus for a TCP 6783 handshake whose NickName is the host name.
+    An address goes to the host for which it is the largest share of its score, then the largest score.
     """
     result: dict[str, list[str]] = {h: [] for h in host_names}
     if packets.empty:
@@ -147,7 +148,10 @@ def resolve_addresses(packets: pd.DataFrame, host_names: list[str]) -> dict[str,
     keep = ~scores["lo"] | scores["addr"].isin(wire_addrs) | ~scores["host"].isin(wire_hosts)
     scores = scores[keep]
     totals = scores.groupby(["addr", "host"], observed=True)["w"].sum().reset_index()
-    totals = totals.sort_values(["addr", "w", "host"], ascending=[True, False, True])
+    # A router's captures show both ends' packets as its "own" (the same frames as each host's capture):
+    # a host whose claims concentrate on one address beats one whose claims are split.
+    totals["share"] = totals["w"] / totals.groupby("host")["w"].transform("sum")
+    totals = totals.sort_values(["addr", "share", "w", "host"], ascending=[True, False, False, True])
     best = totals.drop_duplicates("addr", keep="first").sort_values(["host", "w"], ascending=[True, False])
     for host, addr in zip(best["host"], best["addr"], strict=True):
         if host in result:

@@ -73,3 +73,26 @@ def test_every_event_is_declared_and_sorted() -> None:
     assert set(a.events["event"]) <= set(EVENTS)
     assert a.events["t_ns"].is_monotonic_increasing
     assert all(f.startswith("frame.number == ") for f in a.events["filter"])
+
+
+def test_a_router_capture_does_not_steal_the_hosts_addresses() -> None:
+    from rulekit import frame_of
+
+    from weavepcap.api import CaptureInput
+    from weavepcap.model import CaptureRecord
+
+    s = healthy_scene()
+    inputs = s.inputs()
+    # The router's two interfaces see the very frames each host's own capture shows.
+    for i, host in enumerate(("host-a", "host-b")):
+        rows = sorted(s.rows[host], key=lambda r: r["ts_ns"])
+        name = f"gw-side{i}.pcap"
+        frame = frame_of(rows, name, "gw")
+        inputs.append(CaptureInput(CaptureRecord(name, name, "gw", len(frame), 0, int(frame["ts_ns"].min()),
+                                                 int(frame["ts_ns"].max()), ["ETHERNET"], {}, []), frame))
+    from weavepcap.api import analyze_inputs
+
+    a = analyze_inputs(inputs)
+    assert a.hosts["host-a"].addresses == [ADDR["host-a"]]
+    assert a.hosts["host-b"].addresses == [ADDR["host-b"]]
+    assert a.hosts["gw"].addresses == []
