@@ -104,9 +104,13 @@ def test_missing_input_is_a_usage_error(tmp_path: Path) -> None:
 
 def test_out_dir_inside_input_is_not_walked_and_inputs_never_merge(tmp_path: Path) -> None:
     root = make_incidents(tmp_path / "in")
+    tar_of(root / "inc-b", root / "bundle.tgz")  # so that out/.work holds extracted captures
     batch([root], root / "out")
+    assert list((root / "out" / ".work").rglob("*.pcapng"))
     found = discover([str(root)], root / "out")
-    assert not any(".work" in c.path or "/out/" in c.path for g in found.groups for c in g.captures)
+    assert [g.name for g in found.groups] == ["bundle", "in", "inc-a", "inc-b", "inc-c/deep"]
+    globbed = discover([str(root / "**" / "*.pcap*")], root / "out")
+    assert [g.name for g in globbed.groups] == ["in", "inc-a", "inc-b", "inc-c/deep"]
     other = make_incidents(tmp_path / "other" / "in")
     found = discover([str(root), str(other)], tmp_path / "out")
     names = [g.name for g in found.groups]
