@@ -38,7 +38,7 @@ from weavepcap.batch.runner import (
 from weavepcap.batch.summary import summary_frame, write_index, write_summary
 from weavepcap.settings import DEFAULT_SETTINGS, Settings
 
-DIGEST_THREADS = 4
+DIGEST_THREADS = 4  # hashlib releases the GIL on big blocks: a few threads keep the disk busy
 _RESERVED = {"index.html", "summary.csv", "summary.parquet"}
 
 
