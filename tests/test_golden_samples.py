@@ -160,3 +160,29 @@ def test_json_document_is_the_contract(expected_path: Path) -> None:
             assert e["frame"] >= 1 and e["time"].endswith("Z") and e["filter"].startswith("frame.number == ")
     ruled = {r["rule"] for r in doc["ruled_out"]}
     assert doc["verdict"]["root_cause"] not in ruled
+
+
+# One host's captures alone (eth0 + lo): the verdicts the evidence still supports from that side.
+ONE_SIDED = [
+    ("healthy-fastdp", "host-a"), ("healthy-fastdp", "host-b"),
+    ("p2-router", "host-a"), ("p2-router", "host-b"),
+    ("p2-local-mtu", "host-a"), ("p2-local-mtu", "host-b"),
+    ("mtu-blackhole", "host-a"), ("mtu-blackhole", "host-b"),
+    ("p1-tx-stall", "host-a"), ("p1-tx-stall", "host-b"),
+    ("fastdp-port-blocked", "host-a"), ("fastdp-port-blocked", "host-b"),
+    ("sleeve-port-blocked", "host-a"),
+    ("control-refused", "host-a"), ("control-refused", "host-b"),
+    ("ipv6-ptb", "host-a"), ("ipv6-ptb", "host-b"),
+]
+
+
+@pytest.mark.parametrize(("scenario", "host"), ONE_SIDED, ids=[f"{s}-{h}" for s, h in ONE_SIDED])
+def test_one_sided_capture_keeps_the_root_cause(scenario: str, host: str) -> None:
+    folder = SAMPLES / scenario
+    if not (folder / "expected.json").exists():
+        pytest.skip(f"sample {scenario} not recorded")
+    exp = _load(folder / "expected.json")
+    args = [a for a in exp["analyze_args"] if CaptureSpec.parse(a).host == host]
+    a = weavepcap.analyze(_specs(folder, args))
+    assert a.verdict.root_cause == exp["root_cause"], a.verdict.headline
+    assert any("one-sided" in c for c in a.caveats) or a.verdict.root_cause == "healthy"

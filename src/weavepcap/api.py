@@ -149,6 +149,9 @@ def analyze(
 INTERFACE_SUFFIX = re.compile(r"[-_.](lo|any|eth\d+|en[a-z0-9]+|wl[a-z0-9]+|bond\d+|br\d+|veth[a-z0-9]*|weave)$")
 
 
+SAFE_HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
 def host_from_file_name(name: str) -> str:
     stripped = INTERFACE_SUFFIX.sub("", name)
     return stripped or name
@@ -340,7 +343,9 @@ def _add_peer_identity(hosts: dict[str, HostInfo], inputs: list[CaptureInput], p
     for addr in sorted(set(dst[weave & sent_by_host]) - set(owner) - {""}):
         entry = by_addr.get(addr, {"names": set(), "nicknames": set(), "short_ids": set()})
         nick = sorted(entry["nicknames"])
-        name = nick[0] if nick and nick[0] not in hosts else addr
+        # The NickName comes from the wire: only a plain host name may become a host's name.
+        usable = [n for n in nick if SAFE_HOST_NAME.fullmatch(n) and n not in hosts]
+        name = usable[0] if usable else addr
         hosts[name] = HostInfo(name=name, captures=[], addresses=[addr], clock_offset_uncertainty_s=None,
                                clock_source="unknown", peer_names=sorted(entry["names"]), nicknames=nick,
                                short_ids=sorted(int(x) for x in entry["short_ids"]))

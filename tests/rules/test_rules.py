@@ -115,6 +115,19 @@ def test_pmtu_blackhole_fires_when_large_df_packets_vanish_without_icmp() -> Non
     assert "weave.sleeve.pmtu_verify" in f.facts["lost_classes"]
 
 
+def test_pmtu_blackhole_fires_one_sided_when_probes_above_the_verified_mtu_go_unanswered() -> None:
+    s = Scene(captured=("host-a",))
+    s.handshake(0.0)
+    for i, size in enumerate((1500, 1500, 1057, 1278, 1389, 1444, 1472, 1458, 1451, 1454, 1456, 1455)):
+        s.send("host-a", "host-b", 1.0 + i * 0.1, pmtu_verify(size))
+    for k, mtu in enumerate((995, 1216, 1327, 1382, 1389, 1392)):
+        s.ack("host-b", "host-a", 1.05 + k * 0.2, 0, 3, pmtu=mtu)
+    a = s.analyze()
+    assert a.verdict.root_cause == "pmtu-blackhole"
+    assert a.findings[0].facts["path_mtu"] == 1454
+    assert a.findings[0].facts["smallest_lost_ip_len"] == 1455
+
+
 def test_pmtu_blackhole_quiet_when_icmp_was_sent() -> None:
     assert "pmtu-blackhole" not in fired(blackhole_scene(with_icmp=True).analyze())
 

@@ -151,7 +151,7 @@ def _fragment_trains(tl: Timeline, klass: np.ndarray, direction: np.ndarray, src
         rrows = rrows.assign(_status=status)
         grouped = rrows.groupby(["capture", "ip_src", "ip_dst", "ip_id"], observed=True, sort=False)
         heads = grouped.head(1).copy()
-        counts = grouped.size().reset_index(name="n")
+        counts = grouped.agg(n=("frame", "size"), biggest=("ip_len", "max")).reset_index()
         heads = heads.merge(counts, on=["capture", "ip_src", "ip_dst", "ip_id"], how="left").set_index(heads.index)
         complete = heads["_status"].to_numpy() == "complete"
         what = np.where(heads["_k"].to_numpy() == FRAGTEST, "fragmentation test", "fragmented datagram")
@@ -161,8 +161,8 @@ def _fragment_trains(tl: Timeline, klass: np.ndarray, direction: np.ndarray, src
             msg = join_text(what[mask], " from ", sel["_src"].to_numpy(), verb, sel["_dst"].to_numpy(), " (",
                             sel["n"].to_numpy(), " fragments seen, IP ID ", sel["ip_id"].to_numpy(), ")")
             out.append(make_events(sel, event, msg, class_filter("ip.fragment", s),
-                                   [{"fragtest": bool(k == FRAGTEST), "fragments": int(n)}
-                                    for k, n in zip(sel["_k"], sel["n"], strict=True)]))
+                                   [{"fragtest": bool(k == FRAGTEST), "fragments": int(n), "largest_ip_len": int(b)}
+                                    for k, n, b in zip(sel["_k"], sel["n"], sel["biggest"], strict=True)]))
     # Trains sent toward a captured host of which not one fragment arrived.
     delivery = tl.delivery
     if not delivery.empty and len(rows):

@@ -44,10 +44,20 @@ def check(ctx: Context) -> list[Finding]:
     msg = (f"{len(lost) + len(partial)} {what} {src} -> {dst} never completed at the receiver "
            f"({len(lost)} with no fragment arriving, {len(partial)} partial; {len(done)} reassembled).")
     conf = 0.85 if len(done) == 0 else 0.6
+    # A 60049-byte test is mostly full-size fragments: if only short ones arrived, size killed the rest.
+    arrived = [int(a.get("largest_ip_len", 0)) for a in partial["attrs"]] if not partial.empty else []
+    if lost.empty and arrived and max(arrived) < SHORT_FRAGMENT:
+        conf = 0.45
+        facts["only_short_fragments_arrived"] = True
+        msg += (f" Only fragments up to {max(arrived)} bytes arrived: large packets are being lost, which points "
+                "at a path MTU problem rather than a fragment filter.")
     return [ctx.finding(RULE, confidence=conf, message=msg, facts=facts,
                         evidence=[sent.iloc[:1], bad.iloc[:2],
                                   _working_at(ctx, dst),
                                   sent.iloc[1:]], hosts=[src, dst], path=f"{src} -> {dst}")]
+
+
+SHORT_FRAGMENT = 1000  # IP length below which a fragment is the short tail of a train
 
 
 def _between_hosts(ctx: Context, events: pd.DataFrame) -> pd.DataFrame:

@@ -12,6 +12,7 @@ from weavepcap.rules.base import FAULT, Context, Rule
 from weavepcap.rules.common import overlay_facts, overlay_limits
 
 SMALL = 576  # an IP length every IPv4 path carries
+SLEEVE_OVERHEAD = 62  # a verified sleeve MTU + 62 = the outer IP length that got through
 
 
 def check(ctx: Context) -> list[Finding]:
@@ -20,12 +21,12 @@ def check(ctx: Context) -> list[Finding]:
     pk = ctx.packets
     d = ctx.tl.delivery
     if pk.empty or d.empty:
-        return []
+        return _one_sided(ctx)
     lost_idx = d.index[d["checkable"].astype(bool) & ~d["delivered"].astype(bool)]
     lost = pk.loc[lost_idx]
     lost = lost[lost["ip_df"].to_numpy().astype(bool)]
     if lost.empty:
-        return []
+        return _one_sided(ctx)
     big_parts: list[pd.DataFrame] = []
     lows: list[int] = []
     smallest: list[int] = []
@@ -37,7 +38,7 @@ def check(ctx: Context) -> list[Finding]:
         lows.append(b.low)
         smallest.append(b.smallest_lost)
     if not big_parts:
-        return []
+        return _one_sided(ctx)
     big = pd.concat(big_parts).sort_values("t_ns", kind="stable")
     first = big.iloc[0]
     src = str(first["src_host"] or first["ip_src"])
@@ -70,6 +71,40 @@ def check(ctx: Context) -> list[Finding]:
     return [ctx.finding(RULE, confidence=0.55 if only_heartbeats else 0.85, message=msg, facts=facts,
                         evidence=[lost_ev, small_ev.iloc[:3], ctx.of("sleeve.pmtu_verified").iloc[:1]],
                         hosts=[src, dst], path=f"{src} -> {dst}")]
+
+
+def _one_sided(ctx: Context) -> list[Finding]:
+    """Without the receiver's capture: sleeve PMTU probes larger than what the peer then verified went
+    unanswered (the search had to find the limit itself) and no ICMP too-big came back."""
+    verified = ctx.of("sleeve.pmtu_verified")
+    probes = ctx.of("sleeve.pmtu_probe")
+    if verified.empty or probes.empty:
+        return []
+    findings: list[Finding] = []
+    # The binary search acks each size that got through: the largest one per direction is the limit.
+    verified = verified.assign(_mtu=[int(a.get("pmtu", 0)) for a in verified["attrs"]])
+    verified = verified.sort_values("_mtu", ascending=False, kind="stable").drop_duplicates(["src_host", "dst_host"])
+    for _, v in verified.iterrows():
+        # The ack travels back from the receiver: it verifies the path from its destination to its source.
+        sender, receiver = v["dst_host"], v["src_host"]
+        limit = int(v["_mtu"]) + SLEEVE_OVERHEAD
+        mine = probes[(probes["src_host"] == sender)]
+        sizes = [int(a.get("ip_len", 0)) for a in mine["attrs"]]
+        over = mine[[n > limit for n in sizes]]
+        if over.empty or ctx.has_capture(str(receiver)):
+            continue
+        high = min(int(a.get("ip_len", 0)) for a in over["attrs"])
+        facts: dict[str, object] = {**overlay_facts(ctx), "path": f"{sender} -> {receiver}", "path_mtu": limit,
+                                    "path_mtu_low": limit, "path_mtu_high": high - 1, "smallest_lost_ip_len": high,
+                                    "icmp_frag_needed_anywhere": 0, **overlay_limits(limit)}
+        msg = (f"sleeve PMTU probes {sender} -> {receiver} of IP length {high} went unanswered with no ICMP "
+               f"too-big, and {receiver} verified only {limit - SLEEVE_OVERHEAD} (a {limit}-byte path): a black hole "
+               f"below {high} bytes (without {receiver}'s capture).")
+        findings.append(ctx.finding(RULE, confidence=0.6, message=msg, facts=facts,
+                                    evidence=[over.iloc[:2], verified[verified.index == v.name].drop(columns="_mtu")],
+                                    hosts=[str(sender), str(receiver)], path=f"{sender} -> {receiver}"))
+        break
+    return findings
 
 
 RULE = Rule(
