@@ -112,7 +112,7 @@ def worker_scan(path: str) -> dict[str, object]:
     from weavepcap.scan import scan_capture
 
     started = time.perf_counter()
-    result = scan_capture(path, keep="notable")
+    result = scan_capture(path, keep="none")  # what `weavepcap classify` does without --timeline
     seconds = time.perf_counter() - started
     classes = result.summary.classes
     top = sorted(classes.items(), key=lambda item: -item[1]["frames"])[:4]
@@ -162,7 +162,7 @@ def worker_profile(path: str) -> dict[str, object]:
     profiler = cProfile.Profile()
     started = time.perf_counter()
     profiler.enable()
-    result = scan_capture(path, keep="notable")
+    result = scan_capture(path, keep="none")
     profiler.disable()
     seconds = time.perf_counter() - started
     text = io.StringIO()
@@ -173,7 +173,33 @@ def worker_profile(path: str) -> dict[str, object]:
     return {"inner_seconds": seconds, "frames": result.summary.frames, "note": f"cProfile -> {OUT / 'profile.txt'}"}
 
 
-WORKERS = {"scan": worker_scan, "dpkt": worker_dpkt, "profile": worker_profile}
+def worker_stages(path: str) -> dict[str, object]:
+    """Wall time of each pipeline stage without a profiler's per-call overhead: read, + decode, whole scan."""
+    from weavepcap.decode import DecodeState, decode_chunk
+    from weavepcap.io import open_capture
+    from weavepcap.scan import scan_capture
+    from weavepcap.settings import DEFAULT_SETTINGS
+
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    frames = sum(len(chunk) for chunk in open_capture(path, DEFAULT_SETTINGS).chunks())
+    timings["read + walk records"] = time.perf_counter() - started
+    started = time.perf_counter()
+    state = DecodeState()
+    for chunk in open_capture(path, DEFAULT_SETTINGS).chunks():
+        decode_chunk(chunk, DEFAULT_SETTINGS, state)
+    timings["read + decode"] = time.perf_counter() - started
+    started = time.perf_counter()
+    scan_capture(path, keep="none", flows=False)
+    timings["scan without flow table"] = time.perf_counter() - started
+    started = time.perf_counter()
+    scan_capture(path, keep="none")
+    timings["scan (as classify)"] = time.perf_counter() - started
+    note = "; ".join(f"{name} {seconds:.2f} s ({seconds / frames * 1e9:.0f} ns/frame)" for name, seconds in timings.items())
+    return {"inner_seconds": timings["scan (as classify)"], "frames": frames, "note": note}
+
+
+WORKERS = {"scan": worker_scan, "dpkt": worker_dpkt, "profile": worker_profile, "stages": worker_stages}
 
 
 # --- the benchmark ---------------------------------------------------------------------------------------
@@ -304,15 +330,19 @@ def main(argv: list[str] | None = None) -> int:
     if "dpkt" not in args.skip:
         results.append(child("dpkt per-packet loop", [python, me, "--worker", "dpkt", str(capture)]))
 
-    memory: list[Measurement] = []
+    memory: list[tuple[Measurement, Measurement]] = []  # (small capture, main capture) per tool
     if "memory" not in args.skip and args.capture is None and args.small_frames < frames:
         small = ensure_capture(args.small_frames, None)
         warm_cache(small)
-        memory.append(
-            child(f"scan_capture {args.small_frames:,} frames", [python, me, "--worker", "scan", str(small)], small,
-                  args.small_frames, small.stat().st_size)
-        )
-        memory.append(scan)
+        small_size = small.stat().st_size
+        for big in results:
+            if big.exit_code != 0 or not big.tool.startswith("weavepcap"):
+                continue
+            if big.tool.startswith("weavepcap scan_capture"):
+                command = [python, me, "--worker", "scan", str(small)]
+            else:
+                command = [python, "-m", "weavepcap", big.tool.split()[1], str(small), "--format", "json"]
+            memory.append((child(f"{big.tool} {args.small_frames:,}", command, small, args.small_frames, small_size), big))
 
     print()
     print(f"capture {capture.name}: {frames:,} frames, {size / 1e6:,.1f} MB, warm page cache, "
@@ -320,10 +350,10 @@ def main(argv: list[str] | None = None) -> int:
     print_table(results, scan if scan.exit_code == 0 else None)
     if memory:
         print()
-        print("memory independence (peak RSS of scan_capture):")
-        for m in memory:
-            print(f"  {m.frames:>12,} frames  {m.bytes / 1e6:9,.1f} MB capture  peak RSS {m.peak_rss_mb:8.1f} MB"
-                  f"{'' if m.exit_code == 0 else '  FAILED: ' + m.note}")
+        print(f"memory independence: peak RSS at {args.small_frames:,} vs {frames:,} frames")
+        for small_run, big in memory:
+            failed = "" if small_run.exit_code == 0 else f"  FAILED: {small_run.note}"
+            print(f"  {big.tool:36} {small_run.peak_rss_mb:8.1f} MB  vs {big.peak_rss_mb:8.1f} MB{failed}")
     if scan.exit_code == 0:
         print()
         for m in results[1:]:
@@ -342,6 +372,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.profile:
         print(file=sys.stderr)
+        stages = child("pipeline stages", [python, me, "--worker", "stages", str(capture)])
+        print(f"stages (wall, one process): {stages.note or 'failed'}")
         profiled = child("scan_capture under cProfile", [python, me, "--worker", "profile", str(capture)])
         print(f"profile: {profiled.note or 'failed'}")
     if args.json:
@@ -351,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
                 asdict(m) | {"frames_per_second": m.frames_per_second, "frames_per_cpu_second": m.frames_per_cpu_second}
                 for m in results
             ],
-            "memory": [asdict(m) for m in memory],
+            "memory": [{"tool": big.tool, "small": asdict(small_run), "large": asdict(big)} for small_run, big in memory],
         }
         args.json.write_text(json.dumps(payload, indent=2))
     return 0 if scan.exit_code == 0 else 1
