@@ -69,6 +69,7 @@ def test_fastdp_heartbeat_exceeds_path_mtu_fires_on_router_icmp() -> None:
     assert f.facts["overlay_mtu"] == 1410
     assert f.facts["max_overlay_mtu"] == 1404
     assert f.facts["max_overlay_mtu_encrypted"] == 1368
+    assert "esp-blocked" not in fired(a)  # too big, not blocked
     assert "1404" in f.fix and "1454" in f.fix
     assert f.evidence[0].capture == "host-a-eth0.pcap"
     assert "icmp.type == 3" in f.evidence[0].filter
@@ -83,6 +84,22 @@ def test_fastdp_heartbeat_exceeds_path_mtu_fires_without_icmp_when_path_proven_s
     f = next(f for f in a.findings if f.rule == "fastdp-heartbeat-exceeds-path-mtu")
     assert f.facts["path_mtu_low"] == 1454
     assert f.facts["max_overlay_mtu"] == 1404
+
+
+def test_fastdp_heartbeat_exceeds_path_mtu_fires_for_encrypted_fastdp() -> None:
+    s = base(fastdp=False)
+    for k in range(3):
+        s.send("host-a", "host-b", 0.5 + k * 0.5, esp(1460), delivered=False)
+    esp_id = next(r["ip_id"] for r in s.rows["host-a"] if r.get("klass") == "weave.fastdp.esp")
+    s.icmp_from_router("host-a", 0.501, 1454, {**quote(1460, esp_id), "q_ip_proto": 50, "q_sport": -1, "q_dport": -1,
+                                               "q_inner_zero_eth": False})
+    a = s.analyze()
+    assert a.verdict.root_cause == "fastdp-heartbeat-exceeds-path-mtu"
+    f = a.findings[0]
+    assert f.facts["encrypted"] is True
+    assert f.facts["overlay_mtu"] == 1376  # the default since 1.9: 52 + roundup4(1376 + 32) = 1460
+    assert f.facts["max_overlay_mtu_encrypted"] == 1368
+    assert "esp-blocked" not in fired(a)  # too big, not blocked
 
 
 def test_fastdp_heartbeat_exceeds_path_mtu_quiet_when_icmp_mtu_is_not_smaller() -> None:

@@ -16,7 +16,12 @@ def check(ctx: Context) -> list[Finding]:
     if esp.empty:
         return []
     findings: list[Finding] = []
+    icmp = ctx.of("icmp.frag_needed")
+    too_big = {(str(a.get("quoted_src")), str(a.get("quoted_dst"))) for a in icmp["attrs"]
+               if a.get("quoted") == "ESP packet"} if not icmp.empty else set()
     for (s, dd), g in esp.groupby([text(esp["ip_src"]), text(esp["ip_dst"])], sort=False):
+        if (s, dd) in too_big:
+            continue  # an ICMP says it was too big: a size problem, not a blocked protocol
         src = str(g["src_host"].iloc[0] or s)
         dst = str(g["dst_host"].iloc[0] or dd)
         sub = d.reindex(g.index) if not d.empty else None

@@ -11,6 +11,7 @@ from weavepcap.rules.base import FAULT, Context, Rule
 from weavepcap.rules.common import heartbeat_paths, overlay_limits
 
 FASTDP_HB = "weave.fastdp.heartbeat"
+ESP_OVERHEAD = 84  # outer IP minus overlay MTU for ESP-encrypted fastdp, before 0..3 bytes of padding
 
 
 def _icmp_for(ctx: Context, src_addr: str | None = None) -> pd.DataFrame:
@@ -18,7 +19,8 @@ def _icmp_for(ctx: Context, src_addr: str | None = None) -> pd.DataFrame:
     if icmp.empty:
         return icmp
     quoted = [str(a.get("quoted", "")) for a in icmp["attrs"]]
-    keep = pd.Series([q.startswith("fastdp") for q in quoted], index=icmp.index)
+    # Encrypted fastdp carries its heartbeats in ESP (IP protocol 50) between the peers.
+    keep = pd.Series([q.startswith("fastdp") or q == "ESP packet" for q in quoted], index=icmp.index)
     return icmp[keep]
 
 
@@ -45,7 +47,9 @@ def check(ctx: Context) -> list[Finding]:
             victim = first["dst_host"] or first["host"]  # the ICMP goes back to the heartbeat's sender
             ipv6 = ":" in str(attrs[0].get("sender_addr", ""))
             hdr = 40 if ipv6 else 20
-            overlay = hb_len - 50 - (hdr - 20)
+            encrypted = all(a.get("quoted") == "ESP packet" for a in attrs)
+            # ESP: IP = 52 + roundup4(MTU + 32), so the overlay MTU is at most IP - 84 (wire-format §4.2).
+            overlay = hb_len - ESP_OVERHEAD - (hdr - 20) if encrypted else hb_len - 50 - (hdr - 20)
             path = next((p for p in paths if p.src == victim), None)
             delivered = bool(path and (path.delivered or path.acked or path.received))
             quoted_frames = {(a["quoted_capture"], int(a["quoted_frame"])) for a in attrs if int(a["quoted_frame"]) > 0}
@@ -63,8 +67,10 @@ def check(ctx: Context) -> list[Finding]:
                 "icmp_count": len(icmp),
                 "fastdp_established": delivered,
                 "sleeve_fallback": not sleeve.empty,
+                "encrypted": encrypted,
             }
-            msg = (f"fastdp heartbeats of IP length {hb_len} (frame {hb_len + 14} bytes, overlay MTU {overlay}) "
+            kind = "encrypted fastdp (ESP) packets" if encrypted else "fastdp heartbeats"
+            msg = (f"{kind} of IP length {hb_len} (frame {hb_len + 14} bytes, overlay MTU {overlay}) "
                    f"exceed the path MTU {path_mtu} reported by {facts['icmp_sender']}; "
                    + ("fastdp never came up" if not delivered else "the large heartbeats are dropped")
                    + (" and the hosts fell back to sleeve." if not sleeve.empty else "."))
