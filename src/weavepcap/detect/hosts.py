@@ -94,7 +94,7 @@ def _silent(tl: Timeline) -> pd.DataFrame:
         rows.append(make_events(first, "host.silent",
                                 f"{name or addr} never sent anything, though {n} Weave frames were sent to it",
                                 "", [{"address": str(addr), "frames_to": int(n), "host": name,
-                                      "has_capture": bool(silent_hosts)}]))
+                                      "has_capture": bool(name and tl.hosts[name].captures)}]))
     for host in sorted(silent_hosts):
         mine = pk[(text(pk["host"]) == host) & weave]
         if len(mine) < SILENT_MIN_FRAMES:
