@@ -156,7 +156,24 @@ def resolve_addresses(packets: pd.DataFrame, host_names: list[str]) -> dict[str,
     for host, addr in zip(best["host"], best["addr"], strict=True):
         if host in result:
             result[host].append(addr)
+    _silent_host_addresses(packets, result)
     return result
+
+
+def _silent_host_addresses(packets: pd.DataFrame, result: dict[str, list[str]]) -> None:
+    """A host that sends nothing still receives: give it the unclaimed address its captures are sent to most."""
+    claimed = {a for addrs in result.values() for a in addrs}
+    for host, addrs in result.items():
+        if addrs:
+            continue
+        mine = packets[_text(packets["host"]).to_numpy() == host]
+        dst = _text(mine["ip_dst"])
+        dst = dst[~dst.isin(claimed) & (dst != "") & ~dst.str.startswith(LOOPBACK_PREFIXES)
+                  & ~dst.str.lower().str.startswith(LINK_LOCAL_PREFIXES + ("ff", "224.", "255."))]
+        if not dst.empty:
+            top = str(dst.value_counts().idxmax())
+            result[host].append(top)
+            claimed.add(top)
 
 
 def _host_of(addresses: dict[str, list[str]]) -> dict[str, str]:

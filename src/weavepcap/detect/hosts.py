@@ -81,7 +81,10 @@ def _silent(tl: Timeline) -> pd.DataFrame:
     weave = np.isin(text(pk["klass"]), WEAVE_CLASSES)
     senders = set(text(pk["ip_src"])) - {""}
     dsts = text(pk["ip_dst"])
-    targets = pd.Series(dsts[weave & (dsts != "")])
+    # Count each frame once: as its sender's capture shows it where there is one, else as received.
+    sent = text(pk["dir"]) == "tx"
+    seen_once = sent | ~np.isin(text(pk["src_host"]), sorted(tl.captured_hosts))
+    targets = pd.Series(dsts[weave & (dsts != "") & seen_once])
     counts = targets.value_counts()
     rows = []
     owner = {a: h for h, i in tl.hosts.items() for a in i.addresses}
