@@ -310,6 +310,8 @@ def test_peer_silent_fires_when_a_host_never_sends() -> None:
         s.send("host-a", "host-b", k * 0.5 + 0.1, fastdp_hb(1426))
     a = s.analyze()
     assert a.verdict.root_cause == "peer-silent"
+    assert a.hosts["host-b"].addresses == [ADDR["host-b"]]  # the address it is sent to
+    assert a.findings[0].confidence >= 0.8  # its own capture proves it sends nothing
 
 
 def test_peer_silent_quiet_on_healthy() -> None:
