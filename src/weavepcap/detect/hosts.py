@@ -98,8 +98,11 @@ def _silent(tl: Timeline) -> pd.DataFrame:
                                 f"{name or addr} never sent anything, though {n} Weave frames were sent to it",
                                 "", [{"address": str(addr), "frames_to": int(n), "host": name,
                                       "has_capture": bool(name and tl.hosts[name].captures)}]))
+    # A capture that only shows Weave traffic between other named hosts is a tap or a router on the
+    # path (an observer), not a silent peer: only frames addressed to no named host count.
+    to_named_host = np.isin(dsts, sorted(owner))
     for host in sorted(silent_hosts):
-        mine = pk[(text(pk["host"]) == host) & weave]
+        mine = pk[(text(pk["host"]) == host) & weave & ~to_named_host]
         if len(mine) < SILENT_MIN_FRAMES:
             continue
         rows.append(make_events(mine.iloc[[0]], "host.silent",
