@@ -111,6 +111,25 @@ def test_a_record_cut_short_is_damage_not_an_error(tmp_path: Path) -> None:
     assert len(damage) == 1 and "cut short" in damage[0].message and "\n" not in damage[0].message
 
 
+@pytest.mark.parametrize("compression", ["gzip", "bzip2", "xz", "zstd"])
+def test_compressed_captures_are_dissected_whatever_tshark_reads_itself(tmp_path: Path, compression: str) -> None:
+    need_tool("tshark")
+    frames = [gen.arp(0, gen.PEERS[1], True), gen.background_dns(1, False)]
+    path = write_pcap(tmp_path / "capture", frames, compression=compression)  # no telling suffix
+    t = table(path)
+    assert list(t.ethertype) == [0x0806, 0x0800] and t.loc[2].dport == 53
+
+
+def test_corrupt_compression_is_one_line_capture_error(tmp_path: Path) -> None:
+    need_tool("tshark")
+    whole = write_pcap(tmp_path / "whole.xz", [gen.background_dns(1, False)] * 50, compression="xz").read_bytes()
+    path = tmp_path / "cut.xz"
+    path.write_bytes(whole[:40])
+    with pytest.raises(CaptureError) as caught:
+        list(iter_tshark_columns(path))
+    assert "decompression failed" in str(caught.value) and "\n" not in str(caught.value)
+
+
 def test_not_a_capture_is_one_line_capture_error(tmp_path: Path) -> None:
     need_tool("tshark")
     path = tmp_path / "notes.pcap"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import bz2
+import lzma
 import subprocess
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +54,12 @@ IPV6_EXTENSIONS: dict[str, str] = {
     "ipv6.fraghdr": "ipv6.fraghdr",
 }
 TRANSPORTS = ("udp", "tcp", "icmp", "icmpv6")
+
+# tshark 4.0 reads gzip and zstd itself but not these: we decompress and feed it on standard input.
+FED_COMPRESSIONS: dict[bytes, Callable[[str], object]] = {
+    b"BZh": lambda path: bz2.open(path, "rb"),
+    b"\xfd7zXZ\x00": lambda path: lzma.open(path, "rb"),
+}
 
 # The columns tshark fills. The others (Weave payload fields, reassembly, class) are ours alone:
 # tshark has no Weave dissector, so they stay at their missing values.
@@ -112,10 +121,19 @@ def iter_tshark_columns(
     a file tshark cannot read at all raises CaptureError.
     """
     path = str(path)
-    command = tshark_command(path, settings)
+    opener = _fed_compression(path)
+    command = tshark_command("-" if opener else path, settings)
+    feed_errors: list[str] = []
     with tempfile.TemporaryFile(mode="w+") as stderr:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True, bufsize=1 << 20)
+        process = subprocess.Popen(
+            command, stdin=subprocess.PIPE if opener else None, stdout=subprocess.PIPE, stderr=stderr, text=True,
+            bufsize=1 << 20,
+        )
         assert process.stdout is not None
+        feeder = None
+        if opener is not None:
+            feeder = threading.Thread(target=_feed, args=(opener, path, process, feed_errors), daemon=True)
+            feeder.start()
         frames_seen = 0
         try:
             rows: list[list[str]] = []
@@ -132,15 +150,48 @@ def iter_tshark_columns(
             if process.poll() is None:
                 process.kill()
             returncode = process.wait()
+            if feeder is not None:
+                feeder.join(timeout=10)
         stderr.seek(0)
-        complaints = [ln.strip() for ln in stderr if ln.strip() and not ln.startswith("Running as user")]
+        complaints = feed_errors + [ln.strip() for ln in stderr if ln.strip() and not ln.startswith("Running as user")]
     if returncode != 0 or complaints:
         complaint = complaints[0] if complaints else f"exit status {returncode}"
         message = complaint if complaint.startswith("tshark:") else f"tshark: {complaint}"
-        if frames_seen == 0 and returncode != 0:
+        if frames_seen == 0 and (returncode != 0 or feed_errors):
             raise CaptureError(path, message)
         if damage is not None:
             damage.append(Damage(message=message, frame=frames_seen or None))
+
+
+def _fed_compression(path: str) -> Callable[[str], object] | None:
+    """The opener for a compression tshark cannot read itself (recognised by content), else None."""
+    if path == "-":
+        return None
+    try:
+        with open(path, "rb") as handle:
+            magic = handle.read(6)
+    except OSError:
+        return None  # tshark reports a missing or unreadable file in its own words
+    return next((opener for prefix, opener in FED_COMPRESSIONS.items() if magic.startswith(prefix)), None)
+
+
+def _feed(opener: Callable[[str], object], path: str, process: subprocess.Popen[str], errors: list[str]) -> None:
+    """Decompress `path` into tshark's standard input (runs in a thread)."""
+    assert process.stdin is not None
+    sink = process.stdin.buffer
+    try:
+        with opener(path) as source:  # type: ignore[attr-defined]
+            while block := source.read(1 << 20):
+                sink.write(block)
+    except (BrokenPipeError, ValueError):
+        pass  # tshark stopped reading (the consumer closed the iterator, or tshark failed)
+    except (OSError, EOFError, lzma.LZMAError) as error:
+        errors.append(f"decompression failed: {error}")
+    finally:
+        try:
+            sink.close()
+        except (BrokenPipeError, ValueError):
+            pass
 
 
 def columns_from_rows(rows: list[list[str]]) -> dict[str, np.ndarray]:
