@@ -45,7 +45,7 @@ FIELDS: tuple[str, ...] = (
     "udp.srcport", "udp.dstport", "udp.length", "udp.checksum",
     "tcp.srcport", "tcp.dstport", "tcp.flags", "tcp.seq_raw", "tcp.ack_raw", "tcp.len",
     "icmp.type", "icmp.code", "icmp.mtu", "icmpv6.type", "icmpv6.code", "icmpv6.mtu",
-    "vxlan.flags", "vxlan.vni", "geneve.vni",
+    "vxlan.flags", "vxlan.vni", "geneve.vni", "geneve.options",
 )
 FIELD_INDEX: dict[str, int] = {name: i for i, name in enumerate(FIELDS)}
 AGGREGATOR = ";"
@@ -371,24 +371,14 @@ def fill_ip(
     payload = _int(_pick(row, "ipv6.plen", k))
     if payload is not None:
         columns[f"{p}ip_len"][i] = payload + 40
-    proto = _int(_pick(row, "ipv6.nxt", k))
-    header_len = 40
-    # Walk this layer's extension headers (tokens right after it) to the upper-layer protocol.
-    position += 1
-    while position < len(layers.tokens) and layers.tokens[position] in IPV6_EXTENSIONS:
-        ext, ext_k = layers.tokens[position], layers.occurrence[position]
-        proto = _int(_pick(row, f"{ext}.nxt", ext_k))
-        if ext == "ipv6.fraghdr":
-            header_len += 8
-            ident = _int(_pick(row, "ipv6.fraghdr.ident", ext_k))
-            if ident is not None:
-                columns[f"{p}ip_id"][i] = ident
-            if not quoted:
-                columns["ip_mf"][i] = _pick(row, "ipv6.fraghdr.more", ext_k) in ("1", "True")
-                columns["ip_frag_off"][i] = (_int(_pick(row, "ipv6.fraghdr.offset", ext_k)) or 0) * 8
-        else:
-            header_len += ((_int(_pick(row, f"{ext}.len", ext_k)) or 0) + 1) * 8
-        position += 1
+    proto, header_len, fragment = _ipv6_upper_layer(row, layers, position)
+    if fragment is not None:
+        ident = _int(_pick(row, "ipv6.fraghdr.ident", fragment))
+        if ident is not None:
+            columns[f"{p}ip_id"][i] = ident
+        if not quoted:
+            columns["ip_mf"][i] = _pick(row, "ipv6.fraghdr.more", fragment) in ("1", "True")
+            columns["ip_frag_off"][i] = (_int(_pick(row, "ipv6.fraghdr.offset", fragment)) or 0) * 8
     if proto is not None:
         columns[f"{p}ip_proto"][i] = proto
     if not quoted:
@@ -398,6 +388,26 @@ def fill_ip(
         hop_limit = _int(_pick(row, "ipv6.hlim", k))
         if hop_limit is not None:
             columns["ip_ttl"][i] = hop_limit
+
+
+def _ipv6_upper_layer(row: list[str], layers: _Layers, position: int) -> tuple[int | None, int, int | None]:
+    """Upper-layer protocol, header length incl. extension headers, and the fragment header's occurrence.
+
+    Walks the extension-header tokens that follow the IPv6 layer at `position`.
+    """
+    proto = _int(_pick(row, "ipv6.nxt", layers.occurrence[position]))
+    header_len, fragment = 40, None
+    position += 1
+    while position < len(layers.tokens) and layers.tokens[position] in IPV6_EXTENSIONS:
+        ext, ext_k = layers.tokens[position], layers.occurrence[position]
+        proto = _int(_pick(row, f"{ext}.nxt", ext_k))
+        if ext == "ipv6.fraghdr":
+            header_len += 8
+            fragment = ext_k
+        else:
+            header_len += ((_int(_pick(row, f"{ext}.len", ext_k)) or 0) + 1) * 8
+        position += 1
+    return proto, header_len, fragment
 
 
 def fill_ports(columns: dict[str, np.ndarray], i: int, row: list[str], name: str, k: int, *, prefix: str) -> None:
@@ -436,12 +446,15 @@ def fill_tunnel(columns: dict[str, np.ndarray], i: int, row: list[str], layers: 
     vni = _int(_pick(row, f"{name}.vni", k))
     if vni is not None:
         columns["vxlan_vni"][i] = vni
+    tunnel_header = 8
     if name == "vxlan":
         flags = _int(_pick(row, "vxlan.flags", k))
         if flags is not None:
             columns["vxlan_flags"][i] = flags >> 8  # tshark shows the first two header bytes
-        if columns["udp_len"][i] >= 16:
-            columns["inner_len"][i] = columns["udp_len"][i] - 16
+    else:
+        tunnel_header += len(_pick(row, "geneve.options", k) or "") // 2  # hex digits -> option bytes
+    if columns["udp_len"][i] >= 8 + tunnel_header:
+        columns["inner_len"][i] = columns["udp_len"][i] - 8 - tunnel_header
     inner = layers.after(tunnel)
     if inner < 0 or layers.tokens[inner] != "eth":
         return
@@ -458,6 +471,6 @@ def fill_tunnel(columns: dict[str, np.ndarray], i: int, row: list[str], layers: 
     family, k = layers.tokens[inner_ip], layers.occurrence[inner_ip]
     columns["inner_ip_src"][i] = _pick(row, f"{family}.src", k) or ""
     columns["inner_ip_dst"][i] = _pick(row, f"{family}.dst", k) or ""
-    proto = _int(_pick(row, "ip.proto" if family == "ip" else "ipv6.nxt", k))
+    proto = _int(_pick(row, "ip.proto", k)) if family == "ip" else _ipv6_upper_layer(row, layers, inner_ip)[0]
     if proto is not None:
         columns["inner_ip_proto"][i] = proto
