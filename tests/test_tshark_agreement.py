@@ -221,3 +221,9 @@ def test_decoder_counts_match_the_manifest_ground_truth(row: dict[str, str]) -> 
     expected = {key: int(row[key]) for key in counts if key != "vxlan"} | {"vxlan": expected_vxlan(row)}
     assert counts == expected
     assert Counter(int(m) for m in t.icmp_mtu[frag_needed]) == mtu_multiset(row["icmp_mtus"])
+
+
+def test_every_column_tshark_fills_is_compared() -> None:
+    from weavepcap.tshark import TSHARK_COLUMNS
+
+    assert set(COMPARED) == set(TSHARK_COLUMNS) - {"frame"}  # frame numbers are compared on their own
