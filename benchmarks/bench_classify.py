@@ -310,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     me = str(Path(__file__).resolve())
     print(f"capture: {capture.name}, {frames:,} frames, {size / 1e6:,.1f} MB; machine: {machine()}", file=sys.stderr)
 
-    def child(tool: str, command: list[str], path: Path = capture, n: int = frames, nbytes: int = size) -> Measurement:
+    def child(tool: str, command: list[str], n: int = frames, nbytes: int = size) -> Measurement:
         print(f"running {tool} ...", file=sys.stderr)
         return run_child(tool, command, n, nbytes, one_core=one_core, timeout_s=args.timeout)
 
@@ -342,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
                 command = [python, me, "--worker", "scan", str(small)]
             else:
                 command = [python, "-m", "weavepcap", big.tool.split()[1], str(small), "--format", "json"]
-            memory.append((child(f"{big.tool} {args.small_frames:,}", command, small, args.small_frames, small_size), big))
+            memory.append((child(f"{big.tool} {args.small_frames:,}", command, args.small_frames, small_size), big))
 
     print()
     print(f"capture {capture.name}: {frames:,} frames, {size / 1e6:,.1f} MB, warm page cache, "
