@@ -109,12 +109,9 @@ def sample_captures() -> list[tuple[Path, str]]:
 
 
 SAMPLE_CASES = sample_captures()
-# Known disagreements with the lab oracle, per scenario, with the reason (not strict: captures without the
-# disputed frames, e.g. the lo ones, pass; a fix shows as XPASS everywhere).
-KNOWN_SAMPLE_GAPS = {
-    "p1-tx-stall": "decode/control.py marks a retransmitted TCP 6783 heartbeat segment `data` (old bytes "
-                   "again); the oracle counts a segment whose payload is exactly 00000001 00 as a heartbeat",
-}
+# Known disagreements with the lab oracle, per scenario, with the reason (none at present; a gap listed
+# here is marked xfail, not strict: captures without the disputed frames still pass).
+KNOWN_SAMPLE_GAPS: dict[str, str] = {}
 
 
 def sample_params() -> list[object]:
