@@ -5,7 +5,9 @@ from __future__ import annotations
 import bz2
 import gzip
 import lzma
+import mmap
 import os
+import stat
 import struct
 import sys
 import zlib
@@ -263,6 +265,10 @@ class Capture:
             self._linktypes_noted.clear()
             self._open()
         self._started = True
+        fd = self._mappable_fd()
+        if fd is not None:
+            yield from self._mapped_chunks(fd)
+            return
         stream = self._stream
         assert stream is not None
         tail, offset = self._tail, self._tail_offset
@@ -318,6 +324,68 @@ class Capture:
                 elif tail:
                     self._damage(self._walker.cut_short(tail, next_frame, offset), next_frame)
                 return
+        finally:
+            self.close()
+
+    def _mappable_fd(self) -> int | None:
+        """The descriptor of an uncompressed classic pcap in a regular file (read through mmap), else None."""
+        if self.info.format != "pcap" or self.info.compression or self._source is None:
+            return None
+        raw = self._source._raw
+        if raw is sys.stdin.buffer:
+            return None
+        try:
+            fd = raw.fileno()
+            return fd if stat.S_ISREG(os.fstat(fd).st_mode) else None
+        except (OSError, ValueError):
+            return None
+
+    def _mapped_chunks(self, fd: int) -> Iterator[FrameChunk]:
+        """Walk the file through read-only mmap windows of about chunk_bytes: no copy into a buffer.
+
+        Each chunk's `data` is a view of its window, which stays mapped while any chunk of it is alive
+        and is unmapped when the last one goes: memory stays bounded by the windows in use.
+        """
+        try:
+            size = os.fstat(fd).st_size
+            pos, next_frame, need = self._tail_offset, 1, 0
+            while True:
+                base = pos - pos % mmap.ALLOCATIONGRANULARITY
+                length = min(size - base, max(self.chunk_bytes, need) + (pos - base))
+                if length <= pos - base:  # nothing left after pos
+                    return
+                window = mmap.mmap(fd, length, access=mmap.ACCESS_READ, offset=base)
+                if hasattr(mmap, "MADV_SEQUENTIAL"):
+                    window.madvise(mmap.MADV_SEQUENTIAL)
+                buf = np.frombuffer(window, dtype=np.uint8)
+                del window  # the views keep it mapped; unmapped with the last of them
+                start = pos - base
+                while True:
+                    try:
+                        walk = self._walker.walk(buf, start, length, next_frame, base)
+                    except (struct.error, IndexError, ValueError, OverflowError) as exc:
+                        self._damage(Damage(f"unreadable data ({exc}): reading stopped there",
+                                            frame=next_frame, offset=base + start), next_frame)
+                        return
+                    if walk.chunk is not None:
+                        self._note_linktypes(walk.chunk)
+                        yield walk.chunk
+                        next_frame += walk.frames
+                    if walk.damage is not None:
+                        self._damage(walk.damage, next_frame)
+                        return
+                    start = walk.consumed
+                    if not walk.more:
+                        break
+                pos, need = base + start, walk.need
+                if base + length >= size:  # the window reached the end of the file
+                    if pos < size:
+                        tail = buf[start:length].tobytes()
+                        self._damage(self._walker.cut_short(tail, next_frame, pos), next_frame)
+                    return
+                del buf, walk
+        except OSError as exc:
+            self._fail(f"cannot read: {exc.strerror or exc}", None)
         finally:
             self.close()
 
