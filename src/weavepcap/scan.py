@@ -493,7 +493,7 @@ class _Aggregates:
         if ready is not None:
             rows = np.flatnonzero(ready)
             codes = codes[rows]
-            cols = {name: cols[name][rows] for name in _AGGREGATE_COLUMNS}
+            cols = _ReadyRows(cols, rows)
         n = len(codes)
         if not n:
             return
@@ -694,6 +694,21 @@ class _Aggregates:
                 ],
             })
         return out
+
+
+class _ReadyRows(dict[str, np.ndarray]):
+    """The ready rows of a batch, a column at a time: only the columns the aggregates read get copied."""
+
+    def __init__(self, columns: dict[str, np.ndarray], rows: np.ndarray) -> None:
+        super().__init__()
+        self.columns = columns
+        self.rows = rows
+
+    def __missing__(self, name: str) -> np.ndarray:
+        if name not in _AGGREGATE_COLUMNS:
+            raise KeyError(name)
+        taken = self[name] = self.columns[name][self.rows]
+        return taken
 
 
 _Factorized = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]  # (codes, names) per side
