@@ -378,6 +378,8 @@ class Capture:
                     if not walk.more:
                         break
                 pos, need = base + start, walk.need
+                if base + length >= size:
+                    size = os.fstat(fd).st_size  # a capture still being written may have grown, as with read()
                 if base + length >= size:  # the window reached the end of the file
                     if pos < size:
                         tail = buf[start:length].tobytes()
