@@ -14,6 +14,7 @@ from test_scan import gen, weave_frames
 from typer.testing import CliRunner
 
 from weavepcap.cli import app
+from weavepcap.commands import _common as common
 from weavepcap.commands import classify as classify_command
 from weavepcap.io.writers import write_pcap
 
@@ -156,7 +157,7 @@ def test_empty_capture(tmp_path: Path) -> None:
 
 def test_progress_bar_on_a_terminal(weave_pcap: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     screen = io.StringIO()
-    monkeypatch.setattr(classify_command, "err_console", Console(file=screen, force_terminal=True, width=100))
+    monkeypatch.setattr(common, "err_console", Console(file=screen, force_terminal=True, width=100))
     monkeypatch.setattr(classify_command, "PROGRESS_MIN_BYTES", 0)
     code, out, _ = run("--format", "json", str(weave_pcap))
     assert code == 0 and json.loads(out)["captures"][0]["frames"] == 54

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from weavepcap.commands._common import err_console, one_line_errors, parse_specs
+from weavepcap.commands._common import one_line_errors, parse_specs, progress_bar
 from weavepcap.errors import ExitCode, UsageError
-from weavepcap.io.records import CaptureSpec
 from weavepcap.settings import Settings
 
 FORMATS = ("text", "json")
@@ -76,7 +72,7 @@ def command(
     inputs = []
     keep = keep_for(specs)
     for spec in specs:
-        with _progress_bar(spec) as progress:
+        with progress_bar(spec, PROGRESS_MIN_BYTES) as progress:
             inputs.append(scan_input(spec, settings, keep, progress))
     unknown = set(offsets) - {i.record.host for i in inputs}
     if unknown:
@@ -108,23 +104,3 @@ def command(
         raise typer.Exit(code=int(ExitCode.FAULT_FOUND))
 
 
-@contextmanager
-def _progress_bar(spec: CaptureSpec) -> Iterator[object]:
-    """A rich progress bar on stderr while reading a big file, only when stderr is a terminal."""
-    try:
-        size = os.path.getsize(spec.path) if spec.path != "-" else 0
-    except OSError:
-        size = 0
-    if not err_console.is_terminal or size < PROGRESS_MIN_BYTES:
-        yield None
-        return
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
-                  console=err_console, transient=True) as bar:
-        task = bar.add_task(os.path.basename(spec.path), total=size)
-
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total or None)
-
-        yield update

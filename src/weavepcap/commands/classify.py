@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from weavepcap.commands._common import err_console, one_line_errors, parse_specs
+from weavepcap.commands._common import one_line_errors, parse_specs, progress_bar
 from weavepcap.errors import CaptureError, ExitCode, UsageError
-from weavepcap.io.records import CaptureSpec
-from weavepcap.scan import DISSECTORS, Progress, ScanResult, TimelineWriter, scan_capture
+from weavepcap.scan import DISSECTORS, ScanResult, TimelineWriter, scan_capture
 from weavepcap.settings import DEFAULT_SETTINGS, Settings
 
 FORMAT_VERSION = 1  # bump on any incompatible change of the JSON below (README, section classify)
@@ -62,7 +58,7 @@ def command(
     failed: list[CaptureError] = []
     for spec in specs:
         try:
-            with _progress_bar(spec) as progress:
+            with progress_bar(spec, PROGRESS_MIN_BYTES) as progress:
                 # Timeline rows stream to the file as they settle: memory does not grow with the capture.
                 result = scan_capture(spec, settings, keep="all" if writer else "none", progress=progress,
                                       dissector=dissector, flows=False, sink=writer.write if writer else None)
@@ -106,26 +102,6 @@ def _warn_damage(result: ScanResult) -> None:
               "frames before the damage were analysed", file=sys.stderr)
 
 
-@contextmanager
-def _progress_bar(spec: CaptureSpec) -> Iterator[Progress | None]:
-    """A rich progress bar on stderr for big files, only when stderr is a terminal."""
-    try:
-        size = os.path.getsize(spec.path) if spec.path != "-" else 0
-    except OSError:
-        size = 0
-    if not err_console.is_terminal or size < PROGRESS_MIN_BYTES:
-        yield None
-        return
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
-                  console=err_console, transient=True) as bar:
-        task = bar.add_task(os.path.basename(spec.path), total=size)
-
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total or None)
-
-        yield update
 
 
 # --- text output ------------------------------------------------------------------------------------
