@@ -11,7 +11,7 @@ import stat
 import struct
 import sys
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import BinaryIO, Protocol
 
 import numpy as np
@@ -293,29 +293,13 @@ class Capture:
                     stream_done = error is not None or len(tail) + got < size
                 end = len(tail) + got
                 del tail
-                start = 0
-                while True:  # walk this buffer; again from where it stopped when a chunk filled up
-                    try:
-                        walk = self._walker.walk(buf, start, end, next_frame, offset)
-                    except (struct.error, IndexError, ValueError, OverflowError) as exc:
-                        # A safety net: a walker bug on odd bytes must end in damage, not a traceback.
-                        self._damage(Damage(f"unreadable data ({exc}): reading stopped there",
-                                            frame=next_frame, offset=offset + start), next_frame)
-                        return
-                    if walk.chunk is not None:
-                        self._note_linktypes(walk.chunk)
-                        yield walk.chunk
-                        next_frame += walk.frames
-                    if walk.damage is not None:
-                        self._damage(walk.damage, next_frame)
-                        return
-                    start = walk.consumed
-                    if not walk.more:
-                        break
+                walked = yield from self._walk_buffer(buf, 0, end, offset, next_frame)
+                if walked is None:
+                    return
+                start, need, next_frame = walked
                 tail = buf[start:end].tobytes()
                 offset += start
-                need = walk.need
-                del buf, walk
+                del buf
                 if not stream_done:
                     continue
                 if error is not None:
@@ -359,25 +343,11 @@ class Capture:
                     window.madvise(mmap.MADV_SEQUENTIAL)
                 buf = np.frombuffer(window, dtype=np.uint8)
                 del window  # the views keep it mapped; unmapped with the last of them
-                start = pos - base
-                while True:
-                    try:
-                        walk = self._walker.walk(buf, start, length, next_frame, base)
-                    except (struct.error, IndexError, ValueError, OverflowError) as exc:
-                        self._damage(Damage(f"unreadable data ({exc}): reading stopped there",
-                                            frame=next_frame, offset=base + start), next_frame)
-                        return
-                    if walk.chunk is not None:
-                        self._note_linktypes(walk.chunk)
-                        yield walk.chunk
-                        next_frame += walk.frames
-                    if walk.damage is not None:
-                        self._damage(walk.damage, next_frame)
-                        return
-                    start = walk.consumed
-                    if not walk.more:
-                        break
-                pos, need = base + start, walk.need
+                walked = yield from self._walk_buffer(buf, pos - base, length, base, next_frame)
+                if walked is None:
+                    return
+                start, need, next_frame = walked
+                pos = base + start
                 if base + length >= size:
                     size = os.fstat(fd).st_size  # a capture still being written may have grown, as with read()
                 if base + length >= size:  # the window reached the end of the file
@@ -385,11 +355,37 @@ class Capture:
                         tail = buf[start:length].tobytes()
                         self._damage(self._walker.cut_short(tail, next_frame, pos), next_frame)
                     return
-                del buf, walk
+                del buf
         except OSError as exc:
             self._fail(f"cannot read: {exc.strerror or exc}", None)
         finally:
             self.close()
+
+    def _walk_buffer(self, buf: np.ndarray, start: int, end: int, base: int,
+                     next_frame: int) -> Generator[FrameChunk, None, tuple[int, int, int] | None]:
+        """Walk the records of buf[start:end] (buf[0] is at file offset base), yielding chunks.
+
+        Returns (where the walk stopped, bytes the next record needs, next frame number), or None
+        when damage ended the capture.
+        """
+        while True:  # again from where it stopped whenever a chunk filled up
+            try:
+                walk = self._walker.walk(buf, start, end, next_frame, base)
+            except (struct.error, IndexError, ValueError, OverflowError) as exc:
+                # A safety net: a walker bug on odd bytes must end in damage, not a traceback.
+                self._damage(Damage(f"unreadable data ({exc}): reading stopped there",
+                                    frame=next_frame, offset=base + start), next_frame)
+                return None
+            if walk.chunk is not None:
+                self._note_linktypes(walk.chunk)
+                yield walk.chunk
+                next_frame += walk.frames
+            if walk.damage is not None:
+                self._damage(walk.damage, next_frame)
+                return None
+            start = walk.consumed
+            if not walk.more:
+                return start, walk.need, next_frame
 
     def _damage(self, damage: Damage, next_frame: int) -> None:
         if next_frame == 1:
