@@ -782,6 +782,102 @@ def facts_xss(frames: dict[str, list[oracle.Frame]], rec: Recording) -> dict[str
     return facts
 
 
+# --- 14 esp-blocked
+
+ESP_OVERLAY_MTU = 1376  # weave >= 1.9's default with encryption: the ESP heartbeat is an IP packet of 1460
+SPI_A_TO_B, SPI_B_TO_A = 0x1A2B3C4D, 0x0C0FFEE5  # inbound SPIs the receivers would pick (>= 0x100)
+# a fixed test key: 32-byte AES-256 key + 4-byte salt, as rfc4106(gcm(aes)) takes it
+ESP_TEST_KEY = "0x" + "5765617665706361702d6c61622d746573742d6b65792d6e6f742d7365637265" + "74212121"
+
+
+def kernel_esp(lab: Lab, a: str, b: str, a_addr: str, b_addr: str) -> bool:
+    """Kernel IPsec ESP transport mode between the hosts for UDP to the peer's 6784, as weave sets it up.
+
+    Returns False (and sets nothing up) when the kernel lacks ESP or rfc4106(gcm(aes)) (CONFIG_INET_ESP,
+    CONFIG_CRYPTO_GCM): the scenario then sends ESP from a raw socket instead (see record_esp_blocked).
+    """
+    for ns, local, remote, spi_out, spi_in in ((a, a_addr, b_addr, SPI_A_TO_B, SPI_B_TO_A),
+                                               (b, b_addr, a_addr, SPI_B_TO_A, SPI_A_TO_B)):
+        for src, dst, spi in ((local, remote, spi_out), (remote, local, spi_in)):
+            try:
+                lab.ip(ns, "xfrm", "state", "add", "src", src, "dst", dst, "proto", "esp", "spi", hex(spi),
+                       "reqid", str(spi), "mode", "transport", "replay-window", "256",
+                       "aead", "rfc4106(gcm(aes))", ESP_TEST_KEY, "128")
+            except LabError:
+                if ns == a and src == local:
+                    return False  # nothing set up yet: the kernel cannot do it
+                raise
+        lab.ip(ns, "xfrm", "policy", "add", "src", f"{local}/32", "dst", f"{remote}/32", "proto", "udp", "dport",
+               "6784", "dir", "out", "tmpl", "src", local, "dst", remote, "proto", "esp", "reqid", str(spi_out),
+               "mode", "transport")
+        lab.ip(ns, "xfrm", "policy", "add", "src", f"{remote}/32", "dst", f"{local}/32", "proto", "udp", "dport",
+               "6784", "dir", "in", "tmpl", "src", remote, "dst", local, "proto", "esp", "reqid", str(spi_in),
+               "mode", "transport")
+    return True
+
+
+def record_esp_blocked(lab: Lab, out: Path, work: Path) -> Recording:
+    a, r, b = v4_routed(lab, out)
+    lab.nft(r, forward_drop("ip protocol esp"))
+    in_kernel = kernel_esp(lab, a, b, "10.0.1.2", "10.0.2.2")
+    if in_kernel:
+        add_fastdp(lab, a, b, "10.0.1.2", "10.0.2.2", mtu=ESP_OVERLAY_MTU)
+        esp_a: dict[str, Any] = {}
+        esp_b: dict[str, Any] = {}
+    else:
+        esp_a = {"esp_spi_out": SPI_A_TO_B, "vni_out": VNI_A_TO_B}
+        esp_b = {"esp_spi_out": SPI_B_TO_A, "vni_out": VNI_B_TO_A}
+    capture_routed(lab, out, a, r, b)
+    ca, cb = peer_configs(work, "10.0.1.2", "10.0.2.2", ["fastdp", "sleeve"], a_over=esp_a, b_over=dict(
+        esp_b, fragtest=False), overlay_mtu=ESP_OVERLAY_MTU, encrypt_control=True, sleeve_data_frames=3)
+    logs = run_peers(lab, work, [(a, ca), (b, cb)])
+    lab.stop_captures()
+    how = ("kernel IPsec: `ip xfrm state` rfc4106(gcm(aes)) transport mode with a fixed test key, `ip xfrm policy` "
+           "selecting UDP to the peer's 6784; the kernel VXLAN device's heartbeats leave as ESP" if in_kernel else
+           "ESP from a raw IPPROTO_ESP socket (the recording kernel has no CONFIG_INET_ESP / rfc4106(gcm(aes)), so "
+           "`ip xfrm state add` fails): the helper lays out VXLAN-in-ESP exactly as transport-mode rfc4106 does "
+           "(SPI, sequence, 8-byte IV, ciphertext with padding and next header 17, 16-byte ICV; the cipher is a "
+           "stand-in), the kernel writes the IP header (protocol 50, DF, TTL 64), routes it and the router drops it")
+    topo = ROUTED_TOPOLOGY.format(a=1500, l=1500, r=1500, b=1500)
+    topo += ("; router nftables: `" + " ".join(forward_drop("ip protocol esp").split()) + "`. Encrypted fastdp: "
+             + how + f". SPIs 0x{SPI_A_TO_B:x} (host-a -> host-b) and 0x{SPI_B_TO_A:x} (host-b -> host-a), overlay MTU "
+             f"{ESP_OVERLAY_MTU}. TCP 6783 uses the encrypted handshake (flag 01 + 32-byte key, then 4-byte length + "
+             "sealed body: 16-byte tag + ciphertext; the lab's cipher is a SHA-256 keystream stand-in for NaCl "
+             "secretbox). Sleeve is left unencrypted (as weave's --trusted-subnets would, simplified) so its "
+             "heartbeats and PMTU verification stay readable")
+    rec = Recording(routed_hosts(), weave_analyze(), logs=logs, topology=topo)
+    rec.facts["esp_source"] = "kernel xfrm" if in_kernel else "raw socket (kernel lacks ESP)"
+    return rec
+
+
+def evidence_esp_blocked(frames: dict[str, list[oracle.Frame]], rec: Recording) -> list[dict[str, Any]]:
+    ev = cite(frames, "host-a-eth0.pcap", "weave.fastdp.esp", "host-a's first ESP packet (encrypted fastdp "
+              "heartbeat, IP 1460, DF) to host-b", from_src("10.0.1.2"))
+    ev += cite(frames, "router-left.pcap", "weave.fastdp.esp", "the ESP packet reaches the router and is never "
+               "forwarded (router-right and host-b-eth0 show no ESP from host-a), no ICMP", from_src("10.0.1.2"))
+    ev += cite(frames, "host-b-eth0.pcap", "weave.fastdp.esp", "host-b's first ESP packet to host-a; host-a-eth0 "
+               "never shows it either", from_src("10.0.2.2"))
+    ev += cite(frames, "host-b-eth0.pcap", "weave.sleeve.heartbeat", "host-a's sleeve heartbeat arrives: UDP works, "
+               "only protocol 50 is dropped", from_src("10.0.1.2"))
+    return ev
+
+
+def facts_esp_blocked(frames: dict[str, list[oracle.Frame]], rec: Recording) -> dict[str, Any]:
+    esp = first(frames, "host-a-eth0.pcap", "weave.fastdp.esp", from_src("10.0.1.2"))
+    facts: dict[str, Any] = {"path_mtu": 1500, "blocked": "IP protocol 50 (router forward chain, drop)",
+                             "overlay_mtu": ESP_OVERLAY_MTU}
+    if esp is not None:
+        facts.update({"heartbeat_ip_len": esp.num("ip.len"), "heartbeat_frame_len": esp.length,
+                      "heartbeat_df": esp.flag("ip.flags.df"), "esp_spi": esp.num("esp.spi")})
+    facts["esp_sent_by_host"] = {"host-a": count(frames, "host-a-eth0.pcap", "weave.fastdp.esp", from_src("10.0.1.2")),
+                         "host-b": count(frames, "host-b-eth0.pcap", "weave.fastdp.esp", from_src("10.0.2.2"))}
+    facts["esp_received_by_host"] = {"host-a": count(frames, "host-a-eth0.pcap", "weave.fastdp.esp", from_src("10.0.2.2")),
+                             "host-b": count(frames, "host-b-eth0.pcap", "weave.fastdp.esp", from_src("10.0.1.2"))}
+    facts["esp_at_router_right"] = count(frames, "router-right.pcap", "weave.fastdp.esp", from_src("10.0.1.2"))
+    facts.update(helper_facts(rec))
+    return facts
+
+
 SCENARIOS: list[Scenario] = [
     Scenario(
         name="p2-router", short="p2r", root_cause="fastdp-heartbeat-exceeds-path-mtu",
@@ -949,6 +1045,24 @@ SCENARIOS: list[Scenario] = [
         look_for=["host-a's features map in TCP 6783 (search the payload for NickName)."],
         record=record_xss, evidence=evidence_xss, facts=facts_xss,
     ),
+    Scenario(
+        name="esp-blocked", short="esp", root_cause="esp-blocked",
+        description=(
+            "Encrypted fast datapath whose ESP never arrives: the router drops IP protocol 50 (as GCP's firewall "
+            "does by default). Both hosts send their VXLAN heartbeats (overlay MTU 1376) as ESP in transport mode, "
+            "IP 1460 with DF; they reach the router and go no further, with no ICMP, so no fastdp ack ever comes "
+            "back. The control connection (encrypted handshake) and sleeve work; sleeve verifies 1438 and carries "
+            "the data."
+        ),
+        look_for=[
+            "host-a-eth0 / router-left: IP protocol 50 from 10.0.1.2 (SPI 0x1a2b3c4d) every 0.5 s; router-right and "
+            "host-b-eth0 never show it (and the same for host-b's SPI 0xc0ffee5 the other way).",
+            "TCP 6783: `weave 01 02`, flag 01 + 32 random-looking bytes, then length-prefixed opaque bodies "
+            "(heartbeat body 17 bytes, acks 19 and 21).",
+            "Sleeve (unencrypted here): heartbeats, fragmentation test, PMTU verification at 1500 acked.",
+        ],
+        record=record_esp_blocked, evidence=evidence_esp_blocked, facts=facts_esp_blocked,
+    ),
 ]
 
 
@@ -1004,7 +1118,7 @@ def write_readme(sc: Scenario, out: Path, rec: Recording, doc: dict[str, Any]) -
 # The order of issue 3 (numbers in the samples README); SCENARIOS starts with the demo instead.
 ISSUE_ORDER = ("healthy-fastdp", "p2-router", "p2-local-mtu", "mtu-blackhole", "p1-tx-stall", "fastdp-port-blocked",
                "sleeve-port-blocked", "control-refused", "fragments-dropped", "ipv6-ptb", "flannel-8472-mtu",
-               "no-overlay", "xss-nickname")
+               "no-overlay", "xss-nickname", "esp-blocked")
 
 
 def write_index(out_root: Path) -> None:

@@ -5,7 +5,7 @@
 # the rules below, written from docs/weave-wire-format.md §7 and the class list in
 # src/weavepcap/classes.py, turn its fields into class names. Precedence (first match wins):
 # fragments, ICMP errors, control heartbeat, control, sleeve (fragtest, discovery, heartbeat,
-# verify, data, encrypted), fastdp (heartbeat, data), other VXLAN, Geneve, ARP, other.
+# verify, data, encrypted), ESP between Weave peers, fastdp (heartbeat, data), other VXLAN, Geneve, ARP, other.
 
 from __future__ import annotations
 
@@ -21,12 +21,13 @@ FIELDS = [
     "ipv6.fraghdr.ident", "udp.srcport", "udp.dstport", "udp.length", "udp.payload",
     "tcp.srcport", "tcp.dstport", "tcp.len", "tcp.payload", "tcp.flags.syn", "tcp.flags.reset",
     "tcp.analysis.retransmission", "icmp.type", "icmp.code", "icmp.mtu", "icmpv6.type", "icmpv6.mtu",
-    "vxlan.vni", "arp.opcode", "arp.dst.proto_ipv4",
+    "vxlan.vni", "arp.opcode", "arp.dst.proto_ipv4", "esp.spi", "esp.sequence",
 ]
 WEAVE_PORT = 6783
 FASTDP_PORT = 6784
 OTHER_VXLAN_PORTS = (4789, 8472)
 GENEVE_PORT = 6081
+IP_PROTO_ESP = 50
 FRAGTEST_UDP_LENS = (60029, 60053)
 FRAGTEST_IP_LENS = (60049, 60073)
 ZERO_MAC = "00:00:00:00:00:00"
@@ -116,11 +117,27 @@ def classify_frames(frames: list[Frame]) -> None:
         if fr.f.get("ipv6.fraghdr.offset") and fr.num("ipv6.fraghdr.offset", 0) == 0:
             key = (fr.src, fr.dst, fr.first("ipv6.fraghdr.ident"))
             trains[key] = (fr.num("udp.srcport"), fr.num("udp.dstport"), fr.num("udp.length"))
+    peers = weave_peers(frames)
     for fr in frames:
-        fr.klass = classify_one(fr, trains)
+        fr.klass = classify_one(fr, trains, peers)
 
 
-def classify_one(fr: Frame, trains: dict[tuple[str, str, str], tuple[int, int, int]]) -> str:
+def weave_peers(frames: list[Frame]) -> set[str]:
+    """Addresses seen on TCP/UDP 6783 or sending VXLAN to 6784 in this capture: ESP between two is Weave's."""
+    peers: set[str] = set()
+    for fr in frames:
+        proto = fr.num("ip.proto") if fr.f.get("ip.proto") else fr.num("ipv6.nxt")
+        if proto not in (6, 17):  # an ICMP error quoting Weave traffic does not make its sender a peer
+            continue
+        on_weave_port = WEAVE_PORT in (fr.num("tcp.srcport"), fr.num("tcp.dstport"), fr.num("udp.srcport"),
+                                       fr.num("udp.dstport"))
+        if on_weave_port or (fr.num("udp.dstport") == FASTDP_PORT and fr.f.get("vxlan.vni")):
+            peers.update(a for a in (fr.src, fr.dst) if a)
+    return peers
+
+
+def classify_one(fr: Frame, trains: dict[tuple[str, str, str], tuple[int, int, int]],
+                 peers: set[str] | frozenset[str] = frozenset()) -> str:
     eth_types = [int(t, 16) for t in fr.f.get("eth.type", [])]
     v4_fragment = bool(fr.f.get("ip.proto")) and (fr.flag("ip.flags.mf") or fr.num("ip.frag_offset", 0) > 0)
     v6_fragment = bool(fr.f.get("ipv6.fraghdr.offset"))
@@ -142,6 +159,8 @@ def classify_one(fr: Frame, trains: dict[tuple[str, str, str], tuple[int, int, i
         if fr.first("tcp.payload").replace(":", "") == "0000000100":
             return "weave.control.heartbeat"
         return "weave.control"
+    if proto == IP_PROTO_ESP:  # encrypted fastdp (weave-wire-format §4.4) only between Weave peers
+        return "weave.fastdp.esp" if fr.src in peers and fr.dst in peers else "other"
     if proto != 17:
         return "arp" if eth_types and eth_types[0] == 0x0806 else "other"
     sport, dport = fr.num("udp.srcport"), fr.num("udp.dstport")

@@ -8,6 +8,8 @@
 from __future__ import annotations
 
 import errno
+import hashlib
+import hmac
 import json
 import select
 import socket
@@ -31,6 +33,12 @@ PACKET_OUTGOING = 4
 
 PROTOCOL_HEADER = b"weave\x01\x02"
 FLAG_UNENCRYPTED = b"\x00"
+FLAG_ENCRYPTED = b"\x01"
+PUBLIC_KEY_LEN = 32  # the Curve25519 public key after flag 01
+SEAL_TAG_LEN = 16  # secretbox Poly1305 tag in front of every encrypted body
+IPPROTO_ESP = 50
+ESP_ICV_LEN = 16
+ESP_IV_LEN = 8
 TAG_HEARTBEAT = 0
 TAG_OVERLAY = 7
 FASTDP_INDEX = 0
@@ -39,6 +47,7 @@ SLEEVE_FRAGTEST_ACK = 2
 SLEEVE_PMTU_VERIFIED = 3
 FASTDP_HEARTBEAT_ACK = 0
 
+FASTDP_PORT_NUMBER = 6784
 FRAGTEST_SIZE = 60001
 PMTU_DISCOVERY_SIZE = 60000
 SLEEVE_HEARTBEAT_FRAME = 22  # 14 zero header bytes + 8-byte connection UID
@@ -107,6 +116,33 @@ def message(tag: int, payload: bytes = b"") -> bytes:
     return struct.pack(">I", len(body)) + body
 
 
+def keystream(key: bytes, counter: int, size: int) -> bytes:
+    """Lab stand-in for secretbox's cipher (stdlib has no XSalsa20): SHA-256 in counter mode."""
+    out = b""
+    block = 0
+    while len(out) < size:  # bounded by size / 32
+        out += hashlib.sha256(key + struct.pack(">QQ", counter, block)).digest()
+        block += 1
+    return out[:size]
+
+
+def seal(key: bytes, counter: int, body: bytes) -> bytes:
+    """16-byte tag + ciphertext, the shape of weave's NaCl secretbox bodies (length prefix stays clear)."""
+    cipher = bytes(a ^ b for a, b in zip(body, keystream(key, counter, len(body)), strict=True))
+    tag = hmac.new(key, struct.pack(">Q", counter) + cipher, hashlib.sha256).digest()[:SEAL_TAG_LEN]
+    return tag + cipher
+
+
+def unseal(key: bytes, counter: int, sealed: bytes) -> bytes:
+    cipher = sealed[SEAL_TAG_LEN:]
+    return bytes(a ^ b for a, b in zip(cipher, keystream(key, counter, len(cipher)), strict=True))
+
+
+def direction_key(sender_name: str) -> bytes:
+    """A fixed test key per direction (the lab has no X25519 exchange; weave derives it from one)."""
+    return hashlib.sha256(b"weavepcap-lab-session-key:" + sender_name.encode()).digest()
+
+
 @dataclass
 class Config:
     name: str  # host name used in logs
@@ -140,6 +176,11 @@ class Config:
     stall_after_probe: list[str] = field(default_factory=list)  # nft script applied after the DF probe
     stall_delay: float = 0.0  # seconds between the DF probe and the stall
     start_delay: float = 0.0
+    encrypt_control: bool = False  # flag 01 + 32-byte key, then sealed (opaque) message bodies
+    # ESP stand-in for kernels without CONFIG_INET_ESP: fastdp heartbeats as VXLAN inside ESP on a raw
+    # IPPROTO_ESP socket (the kernel writes the IP header, DF, routes them); 0 = off
+    esp_spi_out: int = 0
+    vni_out: int = 0
 
 
 class Log:
@@ -187,7 +228,15 @@ class Connection:
         self.data_sent = 0
         self.next_tcp_heartbeat = now + self.cfg.tcp_heartbeat_interval
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.send_raw(PROTOCOL_HEADER + FLAG_UNENCRYPTED)
+        self.send_counter = 0
+        self.recv_counter = 0
+        self.send_key = direction_key(self.cfg.peer_name)
+        self.recv_key = direction_key(self.cfg.peer_peer_name)
+        if self.cfg.encrypt_control:
+            public_key = hashlib.sha256(b"weavepcap-lab-public-key:" + self.cfg.peer_name.encode()).digest()
+            self.send_raw(PROTOCOL_HEADER + FLAG_ENCRYPTED + public_key[:PUBLIC_KEY_LEN])
+        else:
+            self.send_raw(PROTOCOL_HEADER + FLAG_UNENCRYPTED)
         overlays = " ".join(self.cfg.overlays)
         features = [
             ("PeerNameFlavour", "mac"),
@@ -199,7 +248,7 @@ class Connection:
             ("Trusted", "false"),
             ("Overlays", overlays),
         ]
-        body = encode_features(features)
+        body = self.seal(encode_features(features))
         self.send_raw(struct.pack(">I", len(body)) + body)
         peer.log("control.handshake_sent")
 
@@ -209,8 +258,15 @@ class Connection:
         except OSError as exc:
             self.peer.log("control.send_error", error=exc.strerror)
 
+    def seal(self, body: bytes) -> bytes:
+        if not self.cfg.encrypt_control:
+            return body
+        self.send_counter += 1
+        return seal(self.send_key, self.send_counter, body)
+
     def send_message(self, tag: int, payload: bytes, what: str) -> None:
-        self.send_raw(message(tag, payload))
+        body = self.seal(bytes([tag]) + payload)
+        self.send_raw(struct.pack(">I", len(body)) + body)
         self.peer.log("control.sent", what=what)
 
     def on_readable(self) -> None:
@@ -226,13 +282,14 @@ class Connection:
             return
         self.inbuf += data
         if not self.got_header:
-            if len(self.inbuf) < 8:
+            header_len = 8 + (PUBLIC_KEY_LEN if self.cfg.encrypt_control else 0)
+            if len(self.inbuf) < header_len:
                 return
             if self.inbuf[:7] != PROTOCOL_HEADER:
                 self.peer.log("control.bad_header")
                 self.close(reset=True)
                 return
-            self.inbuf = self.inbuf[8:]
+            self.inbuf = self.inbuf[header_len:]
             self.got_header = True
         while len(self.inbuf) >= 4:
             (length,) = struct.unpack(">I", self.inbuf[:4])
@@ -240,6 +297,9 @@ class Connection:
                 break
             body = self.inbuf[4 : 4 + length]
             self.inbuf = self.inbuf[4 + length :]
+            if self.cfg.encrypt_control:
+                self.recv_counter += 1
+                body = unseal(self.recv_key, self.recv_counter, body)
             self.on_message(body)
 
     def on_message(self, body: bytes) -> None:
@@ -421,15 +481,40 @@ class Connection:
 
     # ---- fastdp -------------------------------------------------------------------------
     def fastdp_heartbeat(self) -> None:
-        pkt = self.peer.packet
-        if pkt is None:
-            return
         frame_len = 14 + self.cfg.overlay_mtu
         frame = ZERO_ETH + struct.pack(">QH", self.uid, frame_len)
         frame += bytes(frame_len - len(frame))
+        if self.peer.esp is not None:
+            self.esp_send(frame)
+            return
+        pkt = self.peer.packet
+        if pkt is None:
+            return
         try:
             pkt.send(frame)
             self.peer.log("fastdp.heartbeat_sent", frame_len=frame_len)
+        except OSError as exc:
+            self.peer.log("fastdp.send_error", error=exc.strerror)
+
+    def esp_send(self, frame: bytes) -> None:
+        """VXLAN (UDP to 6784, checksum 0) in ESP transport mode, rfc4106 layout: SPI, seq, IV, data, ICV."""
+        vxlan = struct.pack(">BBHI", 0x08, 0, 0, self.cfg.vni_out << 8) + frame
+        sport = 32768 + (self.cfg.short_id * 7919) % 28000  # the kernel hashes the inner flow; fixed here
+        udp = struct.pack(">HHHH", sport, FASTDP_PORT_NUMBER, 8 + len(vxlan), 0) + vxlan
+        pad = (-(len(udp) + 2)) % 4
+        plain = udp + bytes(range(1, pad + 1)) + bytes([pad, socket.IPPROTO_UDP])
+        self.peer.esp_seq += 1
+        seq = self.peer.esp_seq
+        key = direction_key("esp:" + self.cfg.peer_name)
+        iv = hashlib.sha256(key + struct.pack(">Q", seq)).digest()[:ESP_IV_LEN]
+        cipher = bytes(a ^ b for a, b in zip(plain, keystream(key, seq, len(plain)), strict=True))
+        head = struct.pack(">II", self.cfg.esp_spi_out, seq) + iv
+        icv = hmac.new(key, head + cipher, hashlib.sha256).digest()[:ESP_ICV_LEN]
+        assert self.peer.esp is not None
+        try:
+            self.peer.esp.sendto(head + cipher + icv, (self.cfg.peer_addr, 0))
+            self.peer.log("fastdp.heartbeat_sent", frame_len=len(frame), esp_ip_len=20 + len(head + cipher + icv),
+                          spi=self.cfg.esp_spi_out)
         except OSError as exc:
             self.peer.log("fastdp.send_error", error=exc.strerror)
 
@@ -523,7 +608,12 @@ class Peer:
         if "sleeve" in cfg.overlays:
             self.udp = socket.socket(fam, socket.SOCK_DGRAM)
             self.udp.bind((cfg.self_addr, self.weave_port))
-        if "fastdp" in cfg.overlays:
+        self.esp: socket.socket | None = None
+        self.esp_seq = 0
+        if "fastdp" in cfg.overlays and cfg.esp_spi_out:
+            self.esp = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_ESP)
+            self.esp.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)  # DF, as weave's VXLAN
+        elif "fastdp" in cfg.overlays:
             self.packet = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
             self.packet.bind((cfg.vxlan_dev, 0))
         if cfg.role == "listen":
@@ -573,7 +663,7 @@ class Peer:
                 self.next_dial = now + self.backoff
             if self.conn is None and self.cfg.role == "dial" and now >= self.next_dial and self.dials < self.cfg.max_dials:
                 self.dial()
-            rlist: list[socket.socket] = [s for s in (self.udp, self.packet, self.listener) if s is not None]
+            rlist: list[socket.socket] = [s for s in (self.udp, self.packet, self.esp, self.listener) if s is not None]
             if self.conn is not None:
                 rlist.append(self.conn.sock)
             readable, _, _ = select.select(rlist, [], [], 0.005)
@@ -588,6 +678,9 @@ class Peer:
                     payload, _ = sock.recvfrom(70000)
                     if self.conn is not None and self.conn.remote is not None:
                         self.conn.on_sleeve_datagram(payload)
+                elif sock is self.esp:
+                    packet, _ = sock.recvfrom(70000)
+                    self.log("fastdp.esp_received", ip_len=len(packet))
                 elif sock is self.packet:
                     frame, addr = sock.recvfrom(70000)
                     if addr[2] != PACKET_OUTGOING and self.conn is not None and self.conn.remote is not None:

@@ -5,6 +5,11 @@ from __future__ import annotations
 from weavepcap.detect.base import text
 from weavepcap.model import Finding
 from weavepcap.rules.base import FAULT, Context, Rule
+from weavepcap.rules.common import overlay_facts
+
+# ESP transport mode around a VXLAN heartbeat of overlay MTU m: IP header + 8 (SPI, sequence) + 8 IV
+# + roundup4(m + 30 + 2 trailer) + 16 ICV, so the largest m for an IP length is ip_len - header - 64.
+ESP_OVER_OVERLAY_MTU = 64
 
 
 def check(ctx: Context) -> list[Finding]:
@@ -34,7 +39,13 @@ def check(ctx: Context) -> list[Finding]:
             conf, how = 0.5, "none came back the other way"
         else:
             continue
-        facts: dict[str, object] = {"path": f"{src} -> {dst}", "esp_sent": int(len(g)), "esp_delivered": delivered}
+        # Weave holds data back until fastdp is acked, so the first ESP packet of a path is a heartbeat.
+        first = g.loc[g["t_ns"].idxmin()]
+        ip_len, header = int(first["ip_len"]), 40 if int(first["ip_version"]) == 6 else 20
+        facts: dict[str, object] = {**overlay_facts(ctx), "path": f"{src} -> {dst}", "esp_sent": int(len(g)),
+                                    "esp_delivered": delivered, "heartbeat_ip_len": ip_len,
+                                    "heartbeat_frame_len": int(first["wirelen"]),
+                                    "overlay_mtu": ip_len - header - ESP_OVER_OVERLAY_MTU}
         msg = f"{len(g)} ESP packets (encrypted fastdp) {src} -> {dst} were sent and {how}."
         findings.append(ctx.finding(RULE, confidence=conf, message=msg, facts=facts,
                                     evidence=[ctx.of("fastdp.esp_sent")], hosts=[src, dst], path=f"{src} -> {dst}"))
