@@ -427,9 +427,12 @@ def _ladder(tl: Timeline, t0: int) -> list[dict[str, Any]]:
     src = label(text(rows["src_host"]), text(rows["ip_src"]))
     dst = label(text(rows["dst_host"]), text(rows["ip_dst"]))
     kind = np.where(text(rows["klass"]) == "weave.fastdp.heartbeat", "fastdp", "sleeve")
+    # Without the receiver's capture an unreceived heartbeat is of unknown fate, not lost.
+    seen_by_receiver = np.isin(text(rows["dst_host"]), sorted(tl.captured_hosts))
     return [
         {"src_host": str(a), "dst_host": str(b), "kind": str(k), "t_sent": ts, "t_received": tr, "frame": int(f),
-         "capture": str(c), "size": int(z)}
-        for a, b, k, ts, tr, f, c, z in zip(src, dst, kind, t_sent, t_recv, rows["frame"].to_numpy(),
-                                            text(rows["capture"]), rows["wirelen"].to_numpy(), strict=True)
+         "capture": str(c), "size": int(z), "receiver_captured": bool(rc)}
+        for a, b, k, ts, tr, f, c, z, rc in zip(src, dst, kind, t_sent, t_recv, rows["frame"].to_numpy(),
+                                                text(rows["capture"]), rows["wirelen"].to_numpy(),
+                                                seen_by_receiver, strict=True)
     ]

@@ -174,12 +174,35 @@ def heartbeat_ladder(heartbeats: PlotData, host_order: Sequence[str] = ()) -> by
     for y in lane.values():
         ax.axhline(y, color="#888888", linewidth=1.0, zorder=0)
     stub = 0.3  # how far towards the receiver a lost heartbeat's dashed stub reaches (lane units)
-    labelled: set[tuple[str, bool]] = set()
+    labelled: set[tuple[str, object]] = set()
     for hb in heartbeats:
         y0, y1 = lane[str(hb["src_host"])], lane[str(hb["dst_host"])]
-        t0, t1 = float(hb["t_sent"]), hb.get("t_received")
         kind = str(hb.get("kind", "?"))
         colour = kind_colour[kind]
+        if hb.get("t_sent") is None:
+            # Seen only where it arrived (no capture of the sender): a stub into the receiver's lane.
+            if hb.get("t_received") is None:
+                continue
+            t1 = float(hb["t_received"])
+            direction = 1.0 if y0 >= y1 else -1.0
+            label = None
+            if (kind, "unsent") not in labelled:
+                labelled.add((kind, "unsent"))
+                label = f"{kind} heartbeat received (sender not captured)"
+            ax.plot([t1, t1], [y1 + direction * stub, y1], color=colour, linewidth=0.9, label=label,
+                    marker="v" if direction > 0 else "^", markevery=[1], markersize=4, transform=nudge[kind])
+            continue
+        t0, t1 = float(hb["t_sent"]), hb.get("t_received")
+        if t1 is None and hb.get("receiver_captured") is False:
+            # No capture of the receiver: its fate is unknown, so it is not drawn as lost.
+            label = None
+            if (kind, "unknown") not in labelled:
+                labelled.add((kind, "unknown"))
+                label = f"{kind} heartbeat sent, receiver not captured"
+            direction = 1.0 if y1 >= y0 else -1.0
+            ax.plot([t0, t0], [y0, y0 + direction * stub], color="#888888", linestyle=":", linewidth=0.9,
+                    label=label, transform=nudge[kind])
+            continue
         lost = t1 is None
         label = None
         if (kind, lost) not in labelled:
@@ -202,11 +225,13 @@ def heartbeat_ladder(heartbeats: PlotData, host_order: Sequence[str] = ()) -> by
                             "mutation_scale": 7},
             )
             ax.plot([], [], color=colour, linewidth=1.2, label=label)  # legend entry for the arrows
-    if any(hb.get("t_received") is None for hb in heartbeats):
+    if any(hb.get("t_received") is None and hb.get("t_sent") is not None and hb.get("receiver_captured") is not False
+           for hb in heartbeats):
         ax.plot([], [], marker="x", color=VERMILLION, linestyle="none", label="lost: X at the sender")
     ax.set_yticks(list(lane.values()), [h if len(h) <= 24 else h[:23] + "…" for h in hosts], fontsize=8)
     ax.set_ylim(-0.5, len(hosts) - 0.5)
-    times = [float(h["t_sent"]) for h in heartbeats]
+    times = [float(t) for h in heartbeats
+             if (t := h["t_sent"] if h.get("t_sent") is not None else h.get("t_received")) is not None] or [0.0]
     margin = max(0.5, 0.02 * (max(times) - min(times)))
     ax.set_xlim(min(times) - margin, max(times) + margin)
     ax.set_xlabel("time since analysis start (s)")
