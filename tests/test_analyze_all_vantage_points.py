@@ -31,3 +31,14 @@ def test_router_capture_is_not_a_silent_peer() -> None:
     rules = {f.rule for f in analysis.findings}
     assert "peer-silent" not in rules
     assert analysis.verdict.root_cause == "healthy"
+
+
+@pytest.mark.parametrize("folder", SCENARIOS, ids=lambda p: p.name)
+def test_series_start_at_the_analysis_start(folder: Path) -> None:
+    import weavepcap
+
+    captures = sorted(str(p) for p in folder.glob("*.pcap"))  # the shifted copy too: clock offsets apply
+    doc = weavepcap.analyze(captures).to_dict()
+    rates = doc["series"]["rates"]
+    assert rates and min(r["second"] for r in rates) == 0
+    assert min(p["t"] for p in doc["series"]["packets"]) >= 0

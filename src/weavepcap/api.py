@@ -387,7 +387,9 @@ def _rates(inputs: list[CaptureInput], hosts: dict[str, HostInfo], t0: int) -> l
         off = hosts[host].clock_offset_s
         src = text(flows["ip_src"])
         dst = text(flows["ip_dst"])
-        second = np.floor(flows["second"].to_numpy() - off - t0 / 1e9).astype("int64")
+        # Flows are counted per whole second of the capture's own clock; a bucket is labelled by the
+        # ceiling of its start relative to the analysis start, so the first one is 0, never -1.
+        second = np.ceil(flows["second"].to_numpy() - off - t0 / 1e9 - 1e-9).astype("int64")
         frames = flows["frames"].to_numpy()
         parts.append(pd.DataFrame({"host": host, "second": second,
                                    "tx": np.where(np.isin(src, addrs), frames, 0),
