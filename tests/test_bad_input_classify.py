@@ -121,6 +121,13 @@ def test_unknown_link_type_is_read_and_noted(tmp_path: Path) -> None:
     assert "link type 147" in capture["damage"][0]["message"]
 
 
+def test_link_type_wider_than_the_column_keeps_its_number(tmp_path: Path) -> None:
+    capture, warning = damaged(tmp_path, "lt40000.pcap", pcap_bytes(GOOD, linktype=40000))
+    assert capture["frames"] == 3 and capture["link_types"] == ["LINKTYPE_40000"]
+    # A note on frames that were all read does not claim reading stopped.
+    assert warning.endswith("every frame was read")
+
+
 def test_frames_shorter_than_their_headers(tmp_path: Path) -> None:
     path = tmp_path / "short.pcap"
     frames = [b"\x00" * 10, GOOD[0][:20], GOOD[0][:30], gen.fastdp(0, 1, gen.fastdp_heartbeat_inner(1))[:60]]

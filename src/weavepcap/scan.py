@@ -45,6 +45,9 @@ PROVISIONAL_ESP_MAX_ROWS = 1_000_000
 PCAP_RECORD_HEADER = 16  # progress estimate only (pcapng block headers are longer)
 
 
+WIDE_LINKTYPE = "LINKTYPE_-1"  # the name a link type too wide for the int16 column would get
+
+
 def link_type_name(linktype: int) -> str:
     """`ETHERNET`, `LINUX_SLL2`, ... as in Wireshark's encapsulation names; `LINKTYPE_<n>` otherwise."""
     return KNOWN_LINKTYPES.get(int(linktype), f"LINKTYPE_{int(linktype)}")
@@ -275,6 +278,9 @@ class _Pipeline:
         summary.damage = list(info.damage)
         if not summary.link_types:
             summary.link_types = sorted({link_type_name(i.linktype) for i in info.interfaces})
+        if WIDE_LINKTYPE in summary.link_types:  # link types beyond int16 are -1 in the frame table
+            wide = {link_type_name(i.linktype) for i in info.interfaces if i.linktype > 32767}
+            summary.link_types = sorted((set(summary.link_types) - {WIDE_LINKTYPE}) | wide)
         return ScanResult(info=info, host=self.host, summary=summary, packets=packets,
                           flows_per_second=self.agg.flows_table(self.weave_hosts))
 

@@ -98,8 +98,10 @@ def _warn_damage(result: ScanResult) -> None:
         first = damage[0]
         where = f"frame {first.frame}" if first.frame is not None else f"byte offset {first.offset}"
         more = f" (+{len(damage) - 1} more)" if len(damage) > 1 else ""
-        print(f"weavepcap: warning: {result.info.path}: {where}: {_printable(first.message)}{more}; "
-              "frames before the damage were analysed", file=sys.stderr)
+        outcome = ("frames before the damage were analysed" if any(d.stopped_reading for d in damage)
+                   else "every frame was read")
+        print(f"weavepcap: warning: {result.info.path}: {where}: {_printable(first.message)}{more}; {outcome}",
+              file=sys.stderr)
 
 
 

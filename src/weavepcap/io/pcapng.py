@@ -328,7 +328,8 @@ class PcapngWalker:
                 self._spb_noted = True
                 first = first_frame + int(np.flatnonzero(is_spb)[0])
                 self.info.damage.append(Damage("simple packet blocks carry no timestamp: each gets the "
-                                               "time of the packet before it", frame=first))
+                                               "time of the packet before it", frame=first,
+                                               stopped_reading=False))
             source = np.where(is_spb, -1, np.arange(n))
             source = np.maximum.accumulate(source)
             ts_ns = np.where(source >= 0, ts_ns[np.maximum(source, 0)], self._last_ts)

@@ -402,7 +402,7 @@ class Capture:
                 self._linktypes_noted.add(value)
                 self.info.damage.append(Damage(
                     f"link type {value} is not decoded: its frames are kept as opaque",
-                    frame=int(chunk.frame[hits[0]])))
+                    frame=int(chunk.frame[hits[0]]), stopped_reading=False))
 
     def close(self) -> None:
         for stream in (self._stream, self._source):

@@ -31,6 +31,7 @@ class Damage:
     message: str
     frame: int | None = None
     offset: int | None = None
+    stopped_reading: bool = True  # False for notes on frames that were all read (odd link type, SPB times)
 
     def to_dict(self) -> dict[str, object]:
         return {"frame": self.frame, "offset": self.offset, "message": self.message}
