@@ -15,6 +15,7 @@ import pandas as pd
 
 from weavepcap import __version__
 from weavepcap.classes import WEAVE_CLASSES
+from weavepcap.classify import CLASS_CODE
 from weavepcap.detect import EVENTS, Timeline, detect_events, match_delivery
 from weavepcap.detect.base import empty_events, label, text
 from weavepcap.detect.paths import summarize_paths
@@ -40,6 +41,9 @@ THIN_CLASSES = ("weave.fastdp.data", "weave.sleeve.data", "weave.sleeve.encrypte
 THIN_HEAD = 1000
 THIN_TAIL = 200
 THIN_STRIDE = 50
+
+_THIN_CODES = np.array([CLASS_CODE[name] for name in THIN_CLASSES], dtype=np.int8)
+_CLASS_SPACE = 64  # > every class code
 
 Progress = Callable[[int, int], None]
 ProgressFactory = Callable[[str], Progress | None]
@@ -162,7 +166,8 @@ def scan_input(spec: CaptureSpec, settings: Settings, keep: str, progress: Progr
     from weavepcap.scan import scan_capture
 
     thinner = Thinner() if keep != "all" else None
-    result = scan_capture(spec, settings, keep=keep, progress=progress, sink=thinner)
+    result = scan_capture(spec, settings, keep=keep, progress=progress, sink=thinner,
+                          row_filter=thinner.select if thinner is not None else None)
     out = input_from_scan(result)
     if thinner is not None:
         out.packets = thinner.frame()
@@ -175,14 +180,60 @@ def scan_input(spec: CaptureSpec, settings: Settings, keep: str, progress: Progr
 
 
 class Thinner:
-    """A scan sink keeping every special row and a bounded, representative part of the bulk data rows."""
+    """A scan sink keeping every special row and a bounded, representative part of the bulk data rows.
+
+    Given to the scan as its row filter too (`select`), it thins on the scan's integer codes before any
+    DataFrame is built; as a plain sink it thins the DataFrames it gets, with the same result."""
 
     def __init__(self) -> None:
         self.parts: list[pd.DataFrame] = []
         self.tail_parts: list[pd.DataFrame] = []
         self.counts: dict[tuple[str, str, str], int] = {}
+        self._flow_counts: dict[tuple[str, str, int], int] = {}  # (source, destination, class code) -> rows seen
+        self._selected_tail: np.ndarray | None = None  # of the rows `select` passed on: tail candidates only
+
+    def select(self, columns: dict[str, np.ndarray], texts: dict[str, np.ndarray]) -> np.ndarray:
+        """The scan's row filter: which of these rows (frame order, text as codes) reach `__call__`."""
+        klass = columns["klass"]
+        bulk = np.isin(klass, _THIN_CODES)
+        passed = ~bulk
+        tail = np.zeros(len(klass), dtype=bool)
+        idx = np.flatnonzero(bulk)
+        if idx.size:
+            # Flows on one int64 key over this batch's address codes (codes index its distinct addresses).
+            src_names, dst_names = texts["ip_src"], texts["ip_dst"]
+            src = columns["ip_src"][idx].astype(np.int64)
+            dst = columns["ip_dst"][idx].astype(np.int64)
+            key = (src * max(len(dst_names), 1) + dst) * _CLASS_SPACE + klass[idx]
+            group, first = pd.factorize(key)
+            size = np.bincount(group)
+            by_group = np.argsort(group, kind="stable")
+            rank = np.empty(idx.size, dtype=np.int64)
+            rank[by_group] = np.arange(idx.size) - np.repeat(np.cumsum(size) - size, size)
+            # Counts carry over batches by the flow's text (a batch's codes are its own).
+            flows = [(str(src_names[k // _CLASS_SPACE // max(len(dst_names), 1)]),
+                      str(dst_names[k // _CLASS_SPACE % max(len(dst_names), 1)]), int(k % _CLASS_SPACE))
+                     for k in first.tolist()]
+            base = np.array([self._flow_counts.get(flow, 0) for flow in flows], dtype=np.int64)
+            for flow, start, n in zip(flows, base.tolist(), size.tolist(), strict=True):
+                self._flow_counts[flow] = start + n
+            pos = base[group] + rank
+            passed[idx[(pos < THIN_HEAD) | (pos % THIN_STRIDE == 0)]] = True
+            tail[idx[rank >= size[group] - THIN_TAIL]] = True  # candidates for each group's last rows
+            tail &= ~passed
+            passed |= tail
+        self._selected_tail = tail[passed]
+        return passed
 
     def __call__(self, chunk: pd.DataFrame) -> None:
+        tail, self._selected_tail = self._selected_tail, None
+        if tail is not None and len(tail) == len(chunk):  # already thinned by `select`
+            if tail.any():
+                self.parts.append(chunk[~tail])
+                self.tail_parts.append(chunk[tail])
+            else:
+                self.parts.append(chunk)
+            return
         if chunk.empty:
             return
         klass = text(chunk["klass"])

@@ -31,6 +31,10 @@ KEEP_CHOICES = ("notable", "all", "none")
 DISSECTORS = ("native", "tshark")
 Progress = Callable[[int, int], None]
 Sink = Callable[[pd.DataFrame], None]
+# Sees the rows about to reach the sink, in frame order, before any DataFrame is built: numpy columns where
+# `klass` holds int8 codes into CLASS_NAMES and every other text column int32 codes into `texts[name]`
+# (its distinct values). Returns the boolean mask of the rows the sink gets (bulk rows it drops are never copied).
+RowFilter = Callable[[dict[str, np.ndarray], dict[str, np.ndarray]], np.ndarray]
 
 # ESP whose peers are not (yet) known to speak Weave carries this provisional class until the
 # end of the capture, when the whole capture's Weave endpoints decide it (Weave ESP or `other`).
@@ -131,6 +135,7 @@ def scan_capture(
     dissector: str = "native",
     flows: bool = True,
     sink: Sink | None = None,
+    row_filter: RowFilter | None = None,
 ) -> ScanResult:
     """Run one capture through io → decode → defrag → classify → aggregates.
 
@@ -141,6 +146,7 @@ def scan_capture(
     `sink`: called with the kept rows (a DataFrame, `capture` and `host` included) as they settle, in
     frame order, instead of collecting them in `ScanResult.packets` (which is then empty): memory
     stays bounded whatever `keep` is.
+    `row_filter` (with a sink): chooses which of those rows the sink gets (see RowFilter).
     Raises CaptureError (one line) when the capture cannot be read at all.
     """
     if isinstance(spec, str):
@@ -151,7 +157,7 @@ def scan_capture(
         raise ValueError(f"dissector must be one of {DISSECTORS}, not {dissector!r}")
     info, decoded = _open(spec, settings, dissector, progress)
     host = resolve_host(spec, info)
-    pipeline = _Pipeline(settings, info.name, host, keep, flows, sink)
+    pipeline = _Pipeline(settings, info.name, host, keep, flows, sink, row_filter)
     for columns, payloads in decoded:
         pipeline.add_chunk(columns, payloads)
     return pipeline.finish(info)
@@ -232,9 +238,10 @@ class _Pipeline:
     """Per-capture state across chunks: the defragmenter, rows awaiting their train, aggregates, kept rows."""
 
     def __init__(self, settings: Settings, capture: str, host: str, keep: str, flows: bool,
-                 sink: Sink | None = None) -> None:
+                 sink: Sink | None = None, row_filter: RowFilter | None = None) -> None:
         self.settings = settings
         self.sink = sink
+        self.row_filter = row_filter
         self.capture = capture
         self.host = host
         self.keep = keep
@@ -424,7 +431,14 @@ class _Pipeline:
                 frames = columns["frame"]
         if not len(frames):
             return
-        columns = _take(columns, np.argsort(frames, kind="stable"))
+        order = np.argsort(frames, kind="stable")
+        if self.row_filter is not None:
+            in_order = _RowsInOrder(columns, order)
+            in_order["klass"] = in_order[_CODE]
+            order = order[self.row_filter(in_order, texts)]
+            if not order.size:
+                return
+        columns = _take(columns, order)
         out: dict[str, np.ndarray] = {}
         for name in COLUMN_NAMES:
             if name == "klass":
@@ -714,6 +728,19 @@ class _ReadyRows(dict[str, np.ndarray]):
         if name not in _AGGREGATE_COLUMNS:
             raise KeyError(name)
         taken = self[name] = self.columns[name][self.rows]
+        return taken
+
+
+class _RowsInOrder(dict[str, np.ndarray]):
+    """Columns of a batch in the given row order, each taken only when first read (what a row filter sees)."""
+
+    def __init__(self, columns: dict[str, np.ndarray], order: np.ndarray) -> None:
+        super().__init__()
+        self.columns = columns
+        self.order = order
+
+    def __missing__(self, name: str) -> np.ndarray:
+        taken = self[name] = self.columns[name][self.order]
         return taken
 
 
