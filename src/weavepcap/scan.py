@@ -413,6 +413,7 @@ class _Pipeline:
             return
         columns, texts = self._settle(self._take_kept(), final=final)
         frames = columns["frame"]
+        leaving: np.ndarray | None = None  # rows handed over now; None: all of them
         if not final:
             # Rows from the first unresolved fragment or provisional ESP row on wait for it (within a bound).
             starts = frames[columns[_CODE] == ESP_PENDING_CODE].tolist()
@@ -427,11 +428,13 @@ class _Pipeline:
                 waiting = np.zeros(len(frames), dtype=bool)
             if waiting.any():
                 self.kept = [(_take(columns, np.flatnonzero(waiting)), texts)]
-                columns = _take(columns, np.flatnonzero(~waiting))
-                frames = columns["frame"]
-        if not len(frames):
+                leaving = np.flatnonzero(~waiting)
+        # The rows that leave, in frame order, are copied once, at the end (after the row filter).
+        order = np.argsort(frames if leaving is None else frames[leaving], kind="stable")
+        if leaving is not None:
+            order = leaving[order]
+        if not order.size:
             return
-        order = np.argsort(frames, kind="stable")
         if self.row_filter is not None:
             in_order = _RowsInOrder(columns, order)
             in_order["klass"] = in_order[_CODE]
