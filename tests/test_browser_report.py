@@ -248,27 +248,6 @@ class _DomParser(HTMLParser):
             self.dom.title += data
         self._text.append(data)
 
-    def layout(self, page: Path, *, width: int, media: str) -> dict[str, Any]:
-        """Lay `page` out `width` CSS px wide for `media` ("screen" or "print"); widths and what is shown."""
-        target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
-        session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        self.call("Page.enable", session=session)
-        metrics = {"width": width, "height": 1000, "deviceScaleFactor": 1, "mobile": False}
-        self.call("Emulation.setDeviceMetricsOverride", metrics, session=session)
-        self.call("Emulation.setEmulatedMedia", {"media": media}, session=session)
-        self.call("Page.navigate", {"url": page.as_uri()}, session=session)
-        deadline = time.monotonic() + BROWSER_TIMEOUT_S
-        if self._receive_until(lambda m: m.get("method") == "Page.loadEventFired" and m.get("sessionId") == session, deadline) is None:
-            pytest.fail(f"{page.name} did not finish loading within {BROWSER_TIMEOUT_S} s")
-        probe = (
-            "JSON.stringify({scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth,"
-            " nav: getComputedStyle(document.querySelector('nav.toc')).display,"
-            " widest: Math.max(...Array.from(document.querySelectorAll('table, img')).map(e => e.getBoundingClientRect().right))})"
-        )
-        result = self.call("Runtime.evaluate", {"expression": probe, "returnByValue": True}, session=session)
-        self.call("Target.closeTarget", {"targetId": target})
-        return json.loads(result["result"]["value"])
-
     def close(self) -> None:
         super().close()
         self.dom.text = "".join(self._text)
