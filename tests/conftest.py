@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 import shutil
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -45,3 +49,14 @@ def real_captures() -> list[Path]:
 def real_captures_dir() -> Path:
     need(REAL_CAPTURES.is_dir(), "../shared/real-captures is not beside the checkout")
     return REAL_CAPTURES
+
+
+@functools.cache
+def benchmark_generator() -> ModuleType:
+    """benchmarks/make_capture.py: the benchmark's Weave frame builders (a script, not a package module)."""
+    spec = importlib.util.spec_from_file_location("make_capture", ROOT / "benchmarks" / "make_capture.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    module = sys.modules.setdefault("make_capture", module)  # its dataclasses look their module up here
+    spec.loader.exec_module(module)
+    return module

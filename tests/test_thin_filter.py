@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from tests.conftest import ROOT
+from conftest import benchmark_generator
 
 
 def make_bench_capture(path: Path, frames: int) -> None:
-    """benchmarks/make_capture.py (a script, not a package module) writes the benchmark's traffic mix."""
-    spec = importlib.util.spec_from_file_location("make_capture", ROOT / "benchmarks" / "make_capture.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    module = sys.modules.setdefault("make_capture", module)  # its dataclasses look their module up here
-    spec.loader.exec_module(module)
-    module.make_capture(path, frames)
+    benchmark_generator().make_capture(path, frames)
 
 
 @pytest.mark.parametrize("chunk_bytes", [64 * 1024, 1024 * 1024])

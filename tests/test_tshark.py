@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, need_tool, real_captures
+from conftest import benchmark_generator, need_tool, real_captures
 
 from weavepcap.errors import CaptureError, WeavepcapError
 from weavepcap.io.records import Damage
@@ -18,18 +15,7 @@ from weavepcap.io.writers import write_pcap
 from weavepcap.settings import DEFAULT_SETTINGS
 from weavepcap.tshark import find_tshark, iter_tshark_columns
 
-
-def load_generator() -> ModuleType:
-    """benchmarks/make_capture.py holds the Weave frame builders; it is a script, not a package module."""
-    spec = importlib.util.spec_from_file_location("make_capture", ROOT / "benchmarks" / "make_capture.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("make_capture", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-gen = load_generator()
+gen = benchmark_generator()
 
 
 def table(path: Path, **kwargs: object) -> pd.DataFrame:
