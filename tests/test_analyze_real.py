@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 from conftest import real_captures
+from support.writers import write_pcap
 
 import weavepcap
-from weavepcap.io.writers import write_pcap
 from weavepcap.rules import RULES_BY_ID
 
 CAPTURES = real_captures()

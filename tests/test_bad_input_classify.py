@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from conftest import need_tool
+from support.writers import compress, pcap_bytes, pcapng_bytes
 from test_scan import gen
 from typer.testing import CliRunner
 
 from weavepcap.cli import app
-from weavepcap.io.writers import compress, pcap_bytes, pcapng_bytes
 from weavepcap.scan import scan_capture
 from weavepcap.settings import Settings
 

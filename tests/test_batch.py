@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from support.writers import write_pcap
 from test_batch_support import (
     FRAME,
     add_corrupt,
@@ -28,7 +29,6 @@ from weavepcap.batch.run import group_slug
 from weavepcap.batch.runner import GroupTask
 from weavepcap.cli import app
 from weavepcap.errors import UsageError
-from weavepcap.io.writers import write_pcap
 from weavepcap.settings import DEFAULT_SETTINGS, Settings
 
 COMPARED = ["group", "captures", "hosts", "frames", "first_time", "last_time", "span_s", "root_cause",

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.writers import pcap_bytes
 from test_batch_support import FRAME, make_incidents, stub_analyze, stub_report, tar_of, tar_with
 
 from weavepcap.batch import run_batch
 from weavepcap.batch.archive import ArchiveError, ArchiveLimits, extract_archive, safe_member_path
-from weavepcap.io.writers import pcap_bytes
 from weavepcap.settings import Settings as WeavepcapSettings
 
 PCAP = pcap_bytes([FRAME] * 3)

@@ -10,11 +10,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from support.writers import DEFAULT_START_NS, write_pcap, write_pcapng
+
 from weavepcap.batch.discover import capture_stem
 from weavepcap.batch.runner import GroupTask
 from weavepcap.io import open_capture
 from weavepcap.io.records import CaptureSpec
-from weavepcap.io.writers import DEFAULT_START_NS, write_pcap, write_pcapng
 
 FRAME = bytes(14) + b"\x45" + bytes(40)  # any bytes do: the stand-in only counts frames
 

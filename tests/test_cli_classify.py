@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 from conftest import need_tool
 from rich.console import Console
+from support.writers import write_pcap
 from test_scan import gen, weave_frames
 from typer.testing import CliRunner
 
 from weavepcap.cli import app
 from weavepcap.commands import _common as common
 from weavepcap.commands import classify as classify_command
-from weavepcap.io.writers import write_pcap
 
 runner = CliRunner()
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.build import control_message, ethernet, features_body, ipv4, ipv6, tcp
 
 from tests.test_decode_equivalence import assert_same_columns
 from weavepcap.decode import DecodeState, decode_chunk
-from weavepcap.decode.build import control_message, ethernet, features_body, ipv4, ipv6, tcp
 from weavepcap.io.records import chunk_from_frames
 from weavepcap.settings import Settings
 

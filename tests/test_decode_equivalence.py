@@ -70,6 +70,7 @@ def test_empty_chunk() -> None:
 
 def test_fast_equals_slow_across_several_row_blocks() -> None:
     from weavepcap.decode.bench import make_chunk
+
     from weavepcap.decode.fast import BLOCK_ROWS
 
     chunk = make_chunk(BLOCK_ROWS + BLOCK_ROWS // 2, seed=3)  # two blocks, the second one partial

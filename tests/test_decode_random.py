@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from tests.test_decode_equivalence import assert_same_columns
-from weavepcap.decode import DecodeState, decode_chunk
-from weavepcap.decode.build import (
+from support.build import (
     control_message,
     ethernet,
     fastdp_heartbeat_frame,
@@ -29,6 +26,9 @@ from weavepcap.decode.build import (
     udp,
     vxlan,
 )
+
+from tests.test_decode_equivalence import assert_same_columns
+from weavepcap.decode import DecodeState, decode_chunk
 from weavepcap.io.records import chunk_from_frames
 from weavepcap.settings import Settings
 

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from tests.test_decode_equivalence import assert_same_columns
-from weavepcap.decode import DecodeState, decode_chunk
-from weavepcap.decode.build import (
+from support.build import (
     MAC_A,
     MAC_B,
     control_message,
@@ -32,6 +29,9 @@ from weavepcap.decode.build import (
     udp,
     vxlan,
 )
+
+from tests.test_decode_equivalence import assert_same_columns
+from weavepcap.decode import DecodeState, decode_chunk
 from weavepcap.io.records import chunk_from_frames
 from weavepcap.schema import COLUMN_BY_NAME
 from weavepcap.settings import Settings

@@ -7,10 +7,7 @@ import struct
 from pathlib import Path
 
 import pytest
-
-from weavepcap.errors import CaptureError, ExitCode
-from weavepcap.io import Capture, CaptureSpec, open_capture
-from weavepcap.io.writers import (
+from support.writers import (
     BLOCK_EPB,
     WriterInterface,
     compress,
@@ -18,6 +15,9 @@ from weavepcap.io.writers import (
     pcapng_block,
     pcapng_bytes,
 )
+
+from weavepcap.errors import CaptureError, ExitCode
+from weavepcap.io import Capture, CaptureSpec, open_capture
 from weavepcap.settings import Settings
 
 FRAMES = [bytes([i]) * (60 + i) for i in range(10)]

@@ -13,9 +13,7 @@ import dpkt
 import numpy as np
 import pytest
 from conftest import REAL_CAPTURES, real_captures
-
-from weavepcap.io import Capture, CaptureSpec, FrameChunk, open_capture
-from weavepcap.io.writers import (
+from support.writers import (
     DEFAULT_START_NS,
     WriterInterface,
     compress,
@@ -25,6 +23,8 @@ from weavepcap.io.writers import (
     write_pcap,
     write_pcapng,
 )
+
+from weavepcap.io import Capture, CaptureSpec, FrameChunk, open_capture
 from weavepcap.settings import Settings
 
 SMALL = Settings(chunk_bytes=4096)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.writers import WriterInterface, write_pcap, write_pcapng
 
 from weavepcap.io import CaptureSpec, open_capture
-from weavepcap.io.writers import WriterInterface, write_pcap, write_pcapng
 from weavepcap.settings import Settings
 
 frames_strategy = st.lists(st.binary(min_size=0, max_size=1600), min_size=0, max_size=40)

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import benchmark_generator, need_tool
+from support.writers import write_pcap
 
 from weavepcap import scan
-from weavepcap.io.writers import write_pcap
 from weavepcap.scan import scan_capture
 from weavepcap.schema import COLUMN_NAMES
 from weavepcap.settings import Settings

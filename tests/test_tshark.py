@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import benchmark_generator, need_tool, real_captures
+from support.writers import write_pcap
 
 from weavepcap.errors import CaptureError, WeavepcapError
 from weavepcap.io.records import Damage
-from weavepcap.io.writers import write_pcap
 from weavepcap.settings import DEFAULT_SETTINGS
 from weavepcap.tshark import find_tshark, iter_tshark_columns
 

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # support.*: frame builders, writers
+
 import argparse
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from support.writers import pcap_bytes, pcapng_bytes
 
 from weavepcap.io.readers import open_capture
-from weavepcap.io.writers import pcap_bytes, pcapng_bytes
 
 
 def _generate(path: Path, fmt: str, frames: int, seed: int = 1) -> None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # support.*: frame builders, writers
+
 import argparse
 import time
 
 import numpy as np
-
-from weavepcap.decode import DecodeState, decode_chunk
-from weavepcap.decode.build import (
+from support.build import (
     control_message,
     ethernet,
     fastdp_heartbeat_frame,
@@ -21,6 +24,8 @@ from weavepcap.decode.build import (
     udp,
     vxlan,
 )
+
+from weavepcap.decode import DecodeState, decode_chunk
 from weavepcap.io.records import FrameChunk
 from weavepcap.settings import Settings
 

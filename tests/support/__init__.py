@@ -1,0 +1,1 @@
+"""Test support: frame builders and capture writers (not shipped with the package)."""
