@@ -69,7 +69,7 @@ def test_empty_chunk() -> None:
 
 
 def test_fast_equals_slow_across_several_row_blocks() -> None:
-    from weavepcap.decode.bench import make_chunk
+    from support.chunks import make_chunk
 
     from weavepcap.decode.fast import BLOCK_ROWS
 
@@ -80,7 +80,7 @@ def test_fast_equals_slow_across_several_row_blocks() -> None:
 
 
 def test_columns_have_the_schema_dtypes() -> None:
-    from weavepcap.decode.bench import make_chunk
+    from support.chunks import make_chunk
 
     decoded = decode_chunk(make_chunk(500), Settings(), DecodeState())
     assert list(decoded.columns) == [c.name for c in PACKET_COLUMNS]

@@ -14,8 +14,7 @@ import numpy as np
 import pandas as pd
 
 from weavepcap import __version__
-from weavepcap.classes import WEAVE_CLASSES
-from weavepcap.classify import CLASS_CODE
+from weavepcap.classes import BULK_CLASSES, CLASS_CODE, CODE_SPACE, HEARTBEAT_CLASSES, WEAVE_CLASSES
 from weavepcap.detect import EVENTS, Timeline, detect_events, match_delivery
 from weavepcap.detect.base import empty_events, label, text
 from weavepcap.detect.paths import summarize_paths
@@ -23,7 +22,7 @@ from weavepcap.diagnose import Diagnosis, diagnose
 from weavepcap.io.records import CaptureSpec
 from weavepcap.model import CaptureRecord, Finding, HostInfo, PathInfo, RuledOut, Verdict, iso_utc
 from weavepcap.rules import RULES
-from weavepcap.rules.base import Context
+from weavepcap.rules.base import Context, with_ports
 from weavepcap.schema import PACKET_COLUMNS
 from weavepcap.settings import DEFAULT_SETTINGS, Settings
 from weavepcap.timeline import align, estimate_offsets, resolve_addresses
@@ -31,19 +30,16 @@ from weavepcap.timeline import align, estimate_offsets, resolve_addresses
 FORMAT_VERSION = 1  # of the JSON document (docs/contracts.md); bump on any incompatible change
 ALL_ROWS_MAX_BYTES = 64 * 1024 * 1024  # inputs up to this size keep every frame (pings etc. can be cited)
 SERIES_PACKET_CAP = 20_000  # series.packets points kept (special packets always, the rest evenly sampled)
-BULK_CLASSES = ("weave.fastdp.data", "weave.sleeve.data", "weave.sleeve.encrypted", "weave.fastdp.esp",
-                "weave.control", "other", "arp")
 
 # Big inputs: bulk data frames are thinned as the scan hands them over (memory and time follow the Weave
 # control/special traffic, not the data): per capture and (source, destination, class) the first
-# THIN_HEAD and last THIN_TAIL frames and every THIN_STRIDE-th are kept; every other class is kept whole.
-THIN_CLASSES = ("weave.fastdp.data", "weave.sleeve.data", "weave.sleeve.encrypted", "weave.fastdp.esp", "other")
+# THIN_HEAD and last THIN_TAIL frames and every THIN_STRIDE-th of the bulk classes are kept; every other
+# class is kept whole.
 THIN_HEAD = 1000
 THIN_TAIL = 200
 THIN_STRIDE = 50
 
-_THIN_CODES = np.array([CLASS_CODE[name] for name in THIN_CLASSES], dtype=np.int8)
-_CLASS_SPACE = 64  # > every class code
+_THIN_CODES = np.array([CLASS_CODE[name] for name in BULK_CLASSES], dtype=np.int8)
 
 Progress = Callable[[int, int], None]
 ProgressFactory = Callable[[str], Progress | None]
@@ -74,6 +70,7 @@ class Analysis:
     paths: list[PathInfo]
     series: dict[str, list[dict[str, Any]]]
     t0_ns: int
+    settings: Settings = DEFAULT_SETTINGS
     generated_at: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
 
     def timeline_table(self) -> pd.DataFrame:
@@ -101,6 +98,7 @@ class Analysis:
             "format_version": FORMAT_VERSION,
             "tool": {"name": "weavepcap", "version": __version__},
             "generated_at": self.generated_at,
+            "settings": {"weave_port": self.settings.weave_port, "fastdp_port": self.settings.fastdp_port},
             "captures": [c.to_dict() for c in self.captures],
             "hosts": [h.to_dict() for h in self.hosts.values()],
             "verdict": self.verdict.to_dict(),
@@ -110,7 +108,8 @@ class Analysis:
             "paths": [p.to_dict() for p in self.paths],
             "timeline": timeline,
             "series": self.series,
-            "rules": [{"id": r.id, "title": r.title, "kind": r.kind, "fix": r.fix} for r in RULES],
+            "rules": [{"id": r.id, "title": r.title_for(self.settings), "kind": r.kind,
+                       "fix": with_ports(r.fix, self.settings)} for r in RULES],
             "events": dict(EVENTS),
         }
 
@@ -204,15 +203,15 @@ class Thinner:
             src_names, dst_names = texts["ip_src"], texts["ip_dst"]
             src = columns["ip_src"][idx].astype(np.int64)
             dst = columns["ip_dst"][idx].astype(np.int64)
-            key = (src * max(len(dst_names), 1) + dst) * _CLASS_SPACE + klass[idx]
+            key = (src * max(len(dst_names), 1) + dst) * CODE_SPACE + klass[idx]
             group, first = pd.factorize(key)
             size = np.bincount(group)
             by_group = np.argsort(group, kind="stable")
             rank = np.empty(idx.size, dtype=np.int64)
             rank[by_group] = np.arange(idx.size) - np.repeat(np.cumsum(size) - size, size)
             # Counts carry over batches by the flow's text (a batch's codes are its own).
-            flows = [(str(src_names[k // _CLASS_SPACE // max(len(dst_names), 1)]),
-                      str(dst_names[k // _CLASS_SPACE % max(len(dst_names), 1)]), int(k % _CLASS_SPACE))
+            flows = [(str(src_names[k // CODE_SPACE // max(len(dst_names), 1)]),
+                      str(dst_names[k // CODE_SPACE % max(len(dst_names), 1)]), int(k % CODE_SPACE))
                      for k in first.tolist()]
             base = np.array([self._flow_counts.get(flow, 0) for flow in flows], dtype=np.int64)
             for flow, start, n in zip(flows, base.tolist(), size.tolist(), strict=True):
@@ -237,7 +236,7 @@ class Thinner:
         if chunk.empty:
             return
         klass = text(chunk["klass"])
-        bulk = np.isin(klass, THIN_CLASSES)
+        bulk = np.isin(klass, BULK_CLASSES)
         if not bulk.any():
             self.parts.append(chunk)
             return
@@ -358,6 +357,7 @@ def analyze_inputs(
     return Analysis(
         captures=records, hosts=hosts, packets=tl_packets, events=events, verdict=dx.verdict,
         findings=dx.findings, ruled_out=dx.ruled_out, caveats=dx.caveats, paths=paths, series=series, t0_ns=t0,
+        settings=settings,
     )
 
 
@@ -460,7 +460,7 @@ def _ladder(tl: Timeline, t0: int) -> list[dict[str, Any]]:
         return []
     klass = text(pk["klass"])
     direction = text(pk["dir"])
-    hb = np.isin(klass, ("weave.fastdp.heartbeat", "weave.sleeve.heartbeat"))
+    hb = np.isin(klass, HEARTBEAT_CLASSES)
     uncaptured_sender = ~np.isin(text(pk["src_host"]), sorted(tl.captured_hosts))
     rows = pk[hb & ((direction == "tx") | ((direction == "rx") & uncaptured_sender))]
     if rows.empty:

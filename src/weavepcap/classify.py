@@ -7,45 +7,37 @@ from collections.abc import Collection, Mapping
 import numpy as np
 import pandas as pd
 
-from weavepcap.classes import CLASS_NAMES
+from weavepcap.classes import CLASS_CODE, CLASS_NAMES, QUOTE_KINDS
 from weavepcap.defrag import fragment_mask
 from weavepcap.settings import Settings
+from weavepcap.wire import (
+    ETH_ARP,
+    ETH_HDR,
+    FRAGTEST_IP_LENS,
+    FRAGTEST_UDP_LENS,
+    IPPROTO_ESP,
+    IPPROTO_ICMP,
+    IPPROTO_ICMPV6,
+    IPPROTO_TCP,
+    IPPROTO_UDP,
+    PLAUSIBLE_SLEEVE_COUNTER,
+    PMTU_DISCOVERY_MIN_IP_LEN,
+    SLEEVE_HEARTBEAT_FRAME_LEN,
+    SLEEVE_HEARTBEAT_IP_LEN_ENCRYPTED,
+    TUN_GENEVE,
+    TUN_VXLAN,
+    TUNNEL_PROTOS,
+    VXLAN_FLAGS_VNI_VALID,
+)
 
-# --- Weave's sizes and markers (weave-wire-format.md §3, §4, §7); nothing else in weavepcap hard-codes them ---
-SLEEVE_HEARTBEAT_FRAME_LEN = 22  # 14-byte zero Ethernet header + 8-byte connection UID
-SLEEVE_HEARTBEAT_IP_LEN_ENCRYPTED = 94  # 70 + 8 counter + 16 Poly1305 tag: recognisable by size only
-FRAGTEST_IP_LENS = (60049, 60073)  # 60001-byte frame reassembled: unencrypted / encrypted
-FRAGTEST_UDP_LENS = (60029, 60053)  # the same datagram's UDP length, seen on the first fragment
-PMTU_DISCOVERY_MIN_IP_LEN = 60048  # 60000-byte DF probe (60072 encrypted); only fits loopback-class MTUs
-VXLAN_FLAGS_VNI_VALID = 0x08  # RFC 7348 I flag; Weave's kernel VXLAN sets nothing else
-ETHERNET_HEADER = 14  # fastdp heartbeat inner frame = 14 + overlay MTU
-# An encrypted sleeve packet carries a per-path counter that starts at 0 for every connection, so
-# its low bits stay small; a "counter" above this is no support for the encrypted reading.
-PLAUSIBLE_SLEEVE_COUNTER = 1 << 40
-
-IP_PROTO_ICMP, IP_PROTO_TCP, IP_PROTO_UDP, IP_PROTO_ESP, IP_PROTO_ICMPV6 = 1, 6, 17, 50, 58
-IP_IN_IP_PROTOS = (4, 41)  # IPv4-in-IP and 6in4 tunnels
-ETHERTYPE_ARP = 0x0806
-TUN_VXLAN, TUN_GENEVE = 1, 2
-
-CLASS_CODE: dict[str, int] = {name: i for i, name in enumerate(CLASS_NAMES)}
 CLASS_NAME_ARRAY = np.array(CLASS_NAMES, dtype=object)
-
-# Why a frame of a class may carry `uncertain`: shown as a caveat line (one per class).
-UNCERTAIN_REASONS: dict[str, str] = {
-    "weave.sleeve.heartbeat": "encrypted sleeve heartbeats are recognised by their 94-byte DF size only",
-    "weave.sleeve.encrypted": "these UDP weave-port datagrams do not parse as a clear frame chain and show no "
-    "plausible encrypted-sleeve counter (or were cut by the snap length): encryption is inferred, not seen",
-    "other": "IP protocol 50 (ESP) between hosts that show no other Weave traffic in this capture: "
-    "possibly encrypted fast datapath, not counted as Weave",
-}
 
 
 def weave_endpoints(columns: Mapping[str, np.ndarray], settings: Settings) -> set[str]:
     """Addresses that exchange TCP/UDP weave_port or VXLAN to fastdp_port traffic in these rows."""
     proto, sport, dport = columns["ip_proto"], columns["sport"], columns["dport"]
     wp = settings.weave_port
-    on_weave_port = ((proto == IP_PROTO_TCP) | (proto == IP_PROTO_UDP)) & ((sport == wp) | (dport == wp))
+    on_weave_port = ((proto == IPPROTO_TCP) | (proto == IPPROTO_UDP)) & ((sport == wp) | (dport == wp))
     mask = on_weave_port | _fastdp_vxlan(columns, settings)
     if not mask.any():
         return set()
@@ -58,12 +50,12 @@ def _fastdp_vxlan(columns: Mapping[str, np.ndarray], settings: Settings) -> np.n
     BFD and anything else on that port fails one of these and is not Weave.
     """
     return (
-        (columns["ip_proto"] == IP_PROTO_UDP)
+        (columns["ip_proto"] == IPPROTO_UDP)
         & (columns["dport"] == settings.fastdp_port)
         & (columns["tun_type"] == TUN_VXLAN)
         & (columns["vxlan_flags"] == VXLAN_FLAGS_VNI_VALID)
         & (columns["vxlan_vni"] >= 0)
-        & (columns["inner_len"] >= ETHERNET_HEADER)
+        & (columns["inner_len"] >= ETH_HDR)
     )
 
 
@@ -91,7 +83,7 @@ def classify(
     sport, dport = columns["sport"], columns["dport"]
     # Routers never fragment IPv6, so every IPv6 packet behaves as if it had DF set.
     ip_len, df = columns["ip_len"], columns["ip_df"] | (columns["ip_version"] == 6)
-    udp, tcp = proto == IP_PROTO_UDP, proto == IP_PROTO_TCP
+    udp, tcp = proto == IPPROTO_UDP, proto == IPPROTO_TCP
 
     # --- fragments: attributed through their train, never by their own (partial) bytes ---
     fragment = fragment_mask(columns)
@@ -132,7 +124,7 @@ def classify(
     fastdp_heartbeat = fastdp & columns["inner_zero_eth"]
 
     # --- encrypted fastdp: ESP, but only between peers that are seen speaking Weave ---
-    esp = whole & (proto == IP_PROTO_ESP)
+    esp = whole & (proto == IPPROTO_ESP)
     hosts = weave_endpoints(columns, settings) if weave_hosts is None else weave_hosts
     between_peers = np.zeros(n, dtype=bool)
     esp_rows = np.flatnonzero(esp)
@@ -145,15 +137,15 @@ def classify(
 
     # --- ICMP errors, other overlays, ARP ---
     # The decoder follows IP-in-IP / 6in4 one level (inner_ip_*, ICMP fields of the inner packet), as tshark does.
-    carried = np.where(np.isin(proto, IP_IN_IP_PROTOS), columns["inner_ip_proto"], proto)
-    frag_needed = whole & (carried == IP_PROTO_ICMP) & (columns["icmp_type"] == 3) & (columns["icmp_code"] == 4)
-    packet_too_big = whole & (carried == IP_PROTO_ICMPV6) & (columns["icmp_type"] == 2)
+    carried = np.where(np.isin(proto, TUNNEL_PROTOS), columns["inner_ip_proto"], proto)
+    frag_needed = whole & (carried == IPPROTO_ICMP) & (columns["icmp_type"] == 3) & (columns["icmp_code"] == 4)
+    packet_too_big = whole & (carried == IPPROTO_ICMPV6) & (columns["icmp_type"] == 2)
     tun = columns["tun_type"]
     on_fastdp_port = udp & (dport == fp)
     vxlan_ports = list(settings.vxlan_ports)
     other_vxlan = whole & udp & (tun == TUN_VXLAN) & ~on_fastdp_port & (np.isin(dport, vxlan_ports) | np.isin(sport, vxlan_ports))
     geneve = whole & udp & (tun == TUN_GENEVE)
-    arp = columns["ethertype"] == ETHERTYPE_ARP
+    arp = columns["ethertype"] == ETH_ARP
 
     # First match wins: the order is the precedence.
     table: list[tuple[np.ndarray, str]] = [
@@ -185,7 +177,7 @@ def classify(
         return codes == CLASS_CODE[name]
 
     overlay_mtu = np.full(n, -1, dtype=np.int32)
-    overlay_mtu = np.where(is_class("weave.fastdp.heartbeat"), columns["inner_len"] - ETHERNET_HEADER, overlay_mtu)
+    overlay_mtu = np.where(is_class("weave.fastdp.heartbeat"), columns["inner_len"] - ETH_HDR, overlay_mtu)
     # A verification frame is sized so the outer IP packet equals the path MTU under test.
     overlay_mtu = np.where(is_class("weave.sleeve.pmtu_verify"), ip_len, overlay_mtu)
     columns["overlay_mtu"] = overlay_mtu.astype(np.int32)
@@ -204,23 +196,24 @@ def classify(
 
 
 def quoted_class(columns: Mapping[str, np.ndarray], settings: Settings) -> np.ndarray:
-    """What the packet quoted inside an ICMP error was, by the same table ("" where there is no quote)."""
+    """What the packet quoted inside an ICMP error was: a `classes.QUOTE_KINDS` name per row ("" where there is
+    no quote). The only place that names a quote; classify's summary, the events and the rules use it."""
     n = columns["frame"].shape[0]
     wp, fp = settings.weave_port, settings.fastdp_port
     proto, sport, dport = columns["q_ip_proto"], columns["q_sport"], columns["q_dport"]
     quoted = columns["q_ip_version"] > 0
-    udp, tcp = quoted & (proto == IP_PROTO_UDP), quoted & (proto == IP_PROTO_TCP)
+    udp, tcp = quoted & (proto == IPPROTO_UDP), quoted & (proto == IPPROTO_TCP)
     vxlan_ports = list(settings.vxlan_ports)
-    table: list[tuple[np.ndarray, str]] = [
-        (udp & (dport == fp) & columns["q_inner_zero_eth"], "weave.fastdp.heartbeat"),
-        (udp & (dport == fp), "weave.fastdp.data"),
-        (udp & ((sport == wp) | (dport == wp)), "weave.sleeve"),
-        (tcp & ((sport == wp) | (dport == wp)), "weave.control"),
-        (quoted & (proto == IP_PROTO_ESP), "esp"),
-        (udp & np.isin(dport, vxlan_ports), "overlay.vxlan"),
-        (udp & np.isin(dport, list(settings.geneve_ports)), "overlay.geneve"),
-        (quoted, "other"),
-    ]
-    names = np.array([name for _, name in table] + [""], dtype=object)
-    choice = np.select([mask for mask, _ in table], np.arange(len(table)), default=len(table))
+    masks = {
+        "weave.fastdp.heartbeat": udp & (dport == fp) & columns["q_inner_zero_eth"],
+        "weave.fastdp.data": udp & (dport == fp),
+        "weave.sleeve": udp & ((sport == wp) | (dport == wp)),
+        "weave.control": tcp & ((sport == wp) | (dport == wp)),
+        "esp": quoted & (proto == IPPROTO_ESP),
+        "overlay.vxlan": udp & np.isin(dport, vxlan_ports),
+        "overlay.geneve": udp & np.isin(dport, list(settings.geneve_ports)),
+        "other": quoted,
+    }
+    names = np.array([q.name for q in QUOTE_KINDS] + [""], dtype=object)
+    choice = np.select([masks[q.name] for q in QUOTE_KINDS], np.arange(len(QUOTE_KINDS)), default=len(QUOTE_KINDS))
     return names[choice] if n else np.zeros(0, dtype=object)

@@ -31,7 +31,7 @@ def run_rules(ctx: Context, rules: tuple[Rule, ...] = RULES) -> tuple[list[Findi
         if rule.kind != FAULT:
             continue
         if not weave_present:  # every fault rule is about Weave: nothing to judge
-            ruled_out.append(RuledOut(rule.id, rule.title, "no Weave traffic in the captures"))
+            ruled_out.append(RuledOut(rule.id, rule.title_for(ctx.settings), "no Weave traffic in the captures"))
             continue
         try:
             found = rule.check(ctx)
@@ -41,7 +41,7 @@ def run_rules(ctx: Context, rules: tuple[Rule, ...] = RULES) -> tuple[list[Findi
         if found:
             faults.extend(found)
         else:
-            ruled_out.append(RuledOut(rule.id, rule.title, rule.not_found))
+            ruled_out.append(RuledOut(rule.id, rule.title_for(ctx.settings), rule.not_found_for(ctx.settings)))
     faults.sort(key=lambda f: (-round(f.confidence, 3), order.get(f.rule, 99)))
     ctx.findings_so_far = list(faults)
     status: list[Finding] = []

@@ -11,21 +11,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from weavepcap.classes import CLASS_NAMES, WEAVE_CLASSES
-from weavepcap.classify import (
+from weavepcap.classes import (
     CLASS_CODE,
-    IP_PROTO_ESP,
+    CLASS_NAMES,
+    CODE_SPACE,
+    CONTROL_CLASSES,
     UNCERTAIN_REASONS,
-    classify,
-    quoted_class,
-    weave_endpoints,
+    WEAVE_CLASSES,
 )
+from weavepcap.classify import classify, quoted_class, weave_endpoints
 from weavepcap.defrag import Defragmenter, FragmentAnnotations, fragment_mask
 from weavepcap.io.readers import KNOWN_LINKTYPES
 from weavepcap.io.records import CaptureInfo, CaptureSpec, Damage
 from weavepcap.model import iso_utc
 from weavepcap.schema import COLUMN_NAMES, PACKET_COLUMNS, TEXT_COLUMNS, empty_columns
 from weavepcap.settings import DEFAULT_SETTINGS, Settings
+from weavepcap.wire import IPPROTO_ESP
 
 KEEP_CHOICES = ("notable", "all", "none")
 DISSECTORS = ("native", "tshark")
@@ -320,7 +321,7 @@ class _Pipeline:
         if n and (ready is None or ready.any()):
             # Waiting rows are classified too (cheaper than cutting them out) but neither counted nor kept.
             codes = classify(batch, self.settings, weave_hosts=self.weave_hosts, **train_ports)
-            esp_pending = (codes == OTHER) & batch["uncertain"] & (batch["ip_proto"] == IP_PROTO_ESP)
+            esp_pending = (codes == OTHER) & batch["uncertain"] & (batch["ip_proto"] == IPPROTO_ESP)
             if esp_pending.any():
                 codes[esp_pending] = ESP_PENDING_CODE
                 batch["klass"][esp_pending] = _ESP_PENDING
@@ -478,8 +479,7 @@ OTHER = CLASS_CODE["other"]
 ESP_PENDING_CODE = len(CLASS_NAMES)  # one past the real classes
 _CODE_NAMES = (*CLASS_NAMES, _ESP_PENDING)
 _WEAVE_CODES = _codes_of(WEAVE_CLASSES)
-_CONTROL_CODES = _codes_of(("weave.control", "weave.control.heartbeat"))
-_CLASS_SPACE = 32  # > every class code, ESP_PENDING_CODE included
+_CONTROL_CODES = _codes_of(CONTROL_CLASSES)
 _CODE = "_code"  # kept parts carry their int8 class codes in this extra column until they leave
 _CODE_NAME_ARRAY = np.array(_CODE_NAMES, dtype=object)
 _KEPT_TEXT = tuple(name for name in TEXT_COLUMNS if name != "klass")  # klass is rebuilt from the codes
@@ -609,7 +609,7 @@ class _Aggregates:
         pair, _ = pd.factorize(src.astype(np.int64) * max(len(dst_names), 1) + dst)
         seconds = cols["ts_ns"] // 1_000_000_000
         base = int(seconds.min())
-        key = ((seconds - base) * (int(pair.max()) + 1) + pair) * _CLASS_SPACE + codes
+        key = ((seconds - base) * (int(pair.max()) + 1) + pair) * CODE_SPACE + codes
         group, _ = pd.factorize(key)
         groups = int(group.max()) + 1
         first = np.empty(groups, dtype=np.int64)

@@ -5,23 +5,25 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 
-from weavepcap.decode.constants import INT32_MAX, clip_int8
+from weavepcap.wire import (
+    CONTROL_MAGIC,
+    GOB_MAP_STRING_STRING,
+    INT32_MAX,
+    MAX_CONTROL_MESSAGE,
+    PUBLIC_KEY_LEN,
+    SECRETBOX_MIN,
+    SUBTAG_PMTU_VERIFIED,
+    TAG_HEARTBEAT,
+    TAG_OVERLAY,
+    TAGS_GOSSIP,
+    TAGS_LEGACY_SLEEVE,
+    clip_int8,
+)
 
-MAGIC = b"weave"
-MAX_MESSAGE = 10 * 1024 * 1024  # mesh refuses bodies above 10 MiB, so a bigger length means we lost sync
 MAX_MESSAGES_PER_SEGMENT = 256
-PUBLIC_KEY_LEN = 32  # Curve25519 key after the encryption flag byte 01
-SECRETBOX_MIN = 17  # 16-byte Poly1305 tag + at least the tag byte
-# gob type definition of map[string]string (elem and key both string): stable part of the features message
-GOB_MAP_STRING_STRING = b"\x01\x0c\x01\x0c\x00\x00"
 SEQ_MOD = 1 << 32
 RECENT_STARTS = 16  # message starts remembered per direction for naming retransmissions
 
-TAG_HEARTBEAT = 0
-TAGS_LEGACY_SLEEVE = (1, 2, 3)  # pre-1.2 peers: hb-ack, frag-ack, pmtu-verified (+2-byte MTU)
-TAGS_GOSSIP = (4, 5, 6)
-TAG_OVERLAY = 7
-SUBTAG_PMTU_VERIFIED = 3
 
 ConnKey = tuple[str, int, str, int]  # (src ip, src port, dst ip, dst port): one direction of a connection
 
@@ -120,7 +122,7 @@ class ControlTracker:
     def segment(self, key: ConnKey, seq: int, payload: bytes, length: int, row: dict[str, object]) -> None:
         """Read one segment's payload (captured bytes; `length` by the headers) into the ctl_* fields of row."""
         d = self._direction(key)
-        if payload[:5] == MAGIC:
+        if payload[:5] == CONTROL_MAGIC:
             self._handshake(key, d, seq, payload, length, row)
             return
         if d.phase == "v1":
@@ -196,7 +198,7 @@ class ControlTracker:
             if pos + 4 > len(payload):
                 return False
             size = int.from_bytes(payload[pos : pos + 4], "big")
-            if size == 0 or size > MAX_MESSAGE:
+            if size == 0 or size > MAX_CONTROL_MESSAGE:
                 return False
             pos += 4 + size
             count += 1
@@ -263,7 +265,7 @@ class ControlTracker:
                 d.expect = None  # the length prefix is not captured (snaplen)
                 return
             size = int.from_bytes(payload[pos : pos + 4], "big")
-            if size > MAX_MESSAGE:
+            if size > MAX_CONTROL_MESSAGE:
                 d.expect = None
                 return
             body = payload[pos + 4 : pos + 4 + size]

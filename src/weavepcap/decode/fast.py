@@ -7,7 +7,9 @@ import socket
 import numpy as np
 import pandas as pd
 
-from weavepcap.decode.constants import (
+from weavepcap.io.records import FrameChunk
+from weavepcap.settings import Settings
+from weavepcap.wire import (
     AF_IPV4,
     AF_IPV6,
     COUNTER_MASK,
@@ -34,8 +36,6 @@ from weavepcap.decode.constants import (
     TUNNEL_PROTOS,
     VLAN_TPIDS,
 )
-from weavepcap.io.records import FrameChunk
-from weavepcap.settings import Settings
 
 Cols = dict[str, np.ndarray]
 # Rows are decoded in blocks this size: every array of a block stays in the CPU cache, which makes the

@@ -6,7 +6,9 @@ import socket
 import struct
 from dataclasses import dataclass
 
-from weavepcap.decode.constants import (
+from weavepcap.decode.control import ControlTracker
+from weavepcap.settings import Settings
+from weavepcap.wire import (
     AF_IPV4,
     AF_IPV6,
     COUNTER_MASK,
@@ -50,8 +52,6 @@ from weavepcap.decode.constants import (
     clip_int8,
     clip_int32,
 )
-from weavepcap.decode.control import ControlTracker
-from weavepcap.settings import Settings
 
 Row = dict[str, object]
 IPV4_HEADER = struct.Struct("!BBHHHBBH4s4s")

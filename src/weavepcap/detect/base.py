@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from weavepcap.classes import class_filter
 from weavepcap.model import HostInfo
 from weavepcap.settings import Settings
 
@@ -138,23 +139,3 @@ def row_filters(rows: pd.DataFrame, settings: Settings) -> list[str]:
                    or (f"udp.port == {port}" if proto == 17 and port < 1 << 16 else ""))
         out.append(flt)
     return out
-
-
-def class_filter(klass: str, settings: Settings) -> str:
-    """A Wireshark display filter fragment for a traffic class (UDP 6784 needs Decode As VXLAN)."""
-    port, fport = settings.weave_port, settings.fastdp_port
-    if klass.startswith("weave.fastdp.esp"):
-        return "esp"
-    if klass.startswith("weave.fastdp"):
-        return f"udp.dstport == {fport}"
-    if klass.startswith("weave.sleeve"):
-        return f"udp.port == {port}"
-    if klass.startswith("weave.control"):
-        return f"tcp.port == {port}"
-    if klass == "icmp.frag_needed":
-        return "icmp.type == 3 && icmp.code == 4"
-    if klass == "icmpv6.packet_too_big":
-        return "icmpv6.type == 2"
-    if klass == "ip.fragment":
-        return "(ip.flags.mf == 1 || ip.frag_offset > 0)"
-    return ""

@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 
 from weavepcap.detect.base import Timeline, empty_events, join_text, label, make_events, text
-
-SYN, RST, ACK = 0x02, 0x04, 0x10
+from weavepcap.wire import TCP_ACK as ACK
+from weavepcap.wire import TCP_RST as RST
+from weavepcap.wire import TCP_SYN as SYN
 
 
 def control_segments(tl: Timeline) -> pd.DataFrame:

@@ -5,12 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from weavepcap.detect.base import Timeline, class_filter, empty_events, join_text, label, make_events, text
+from weavepcap.classes import SLEEVE_DATA_CLASSES, class_filter
+from weavepcap.detect.base import Timeline, empty_events, join_text, label, make_events, text
+from weavepcap.wire import (
+    FASTDP_SUBTAG_HB_ACK,
+    SLEEVE_SUBTAG_FRAG_ACK,
+    SLEEVE_SUBTAG_HB_ACK,
+    SUBTAG_PMTU_VERIFIED,
+)
 
 FASTDP_HB = "weave.fastdp.heartbeat"
 SLEEVE_HB = "weave.sleeve.heartbeat"
 ESP = "weave.fastdp.esp"
-SLEEVE_DATA = ("weave.sleeve.data", "weave.sleeve.encrypted")
+SLEEVE_DATA = SLEEVE_DATA_CLASSES
 
 
 def overlay_acks(tl: Timeline) -> pd.DataFrame:
@@ -35,11 +42,11 @@ def _overlay_acks(tl: Timeline) -> pd.DataFrame:
     fastdp_present = bool((index == 1).any() or (text(pk["klass"]) == FASTDP_HB).any() or (sub[index == 0] == 0).any())
     sleeve_index = 1 if fastdp_present else 0
     kind = np.full(len(rows), "", dtype=object)
-    kind[(index == 0) & (sub == 0) & fastdp_present] = "fastdp.hb_ack"
-    is_sleeve = (index == sleeve_index) | ((index == 0) & np.isin(sub, (2, 3)))
-    kind[is_sleeve & (sub == 1)] = "sleeve.hb_ack"
-    kind[is_sleeve & (sub == 2)] = "sleeve.frag_ack"
-    kind[is_sleeve & (sub == 3)] = "sleeve.pmtu_verified"
+    kind[(index == 0) & (sub == FASTDP_SUBTAG_HB_ACK) & fastdp_present] = "fastdp.hb_ack"
+    is_sleeve = (index == sleeve_index) | ((index == 0) & np.isin(sub, (SLEEVE_SUBTAG_FRAG_ACK, SUBTAG_PMTU_VERIFIED)))
+    kind[is_sleeve & (sub == SLEEVE_SUBTAG_HB_ACK)] = "sleeve.hb_ack"
+    kind[is_sleeve & (sub == SLEEVE_SUBTAG_FRAG_ACK)] = "sleeve.frag_ack"
+    kind[is_sleeve & (sub == SUBTAG_PMTU_VERIFIED)] = "sleeve.pmtu_verified"
     out = rows.assign(ack_kind=kind)
     return out[out["ack_kind"] != ""]
 

@@ -7,12 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from weavepcap.classes import ICMP_CLASSES
 from weavepcap.detect.base import Timeline, text
 from weavepcap.detect.heartbeats import FASTDP_HB, SLEEVE_DATA, SLEEVE_HB, overlay_acks
 from weavepcap.model import PathInfo
-
-SLEEVE_OVERHEAD = 62  # inner IP → outer IP for sleeve (wire-format §3.4); a verified sleeve MTU + 62 got through
-ICMP_CLASSES = ("icmp.frag_needed", "icmpv6.packet_too_big")
+from weavepcap.wire import SLEEVE_OVERHEAD  # a verified sleeve MTU + 62 got through
 
 
 @dataclass(frozen=True)

@@ -5,23 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from weavepcap.detect.base import Timeline, class_filter, empty_events, join_text, label, make_events, text
+from weavepcap.classes import FRAGMENT_CLASSES, ICMP_CLASSES, QUOTE_KIND, class_filter
+from weavepcap.classify import quoted_class
+from weavepcap.detect.base import Timeline, empty_events, join_text, label, make_events, text
 
-ICMP_CLASSES = ("icmp.frag_needed", "icmpv6.packet_too_big")
 FRAGTEST = "weave.sleeve.fragtest"
-FRAGMENT_CLASSES = (FRAGTEST, "ip.fragment")
-
-
-def quoted_kind(rows: pd.DataFrame, fastdp_port: int, weave_port: int) -> np.ndarray:
-    """What an ICMP error quotes: a fastdp heartbeat, other fastdp, sleeve, ESP, or another flow."""
-    dport = rows["q_dport"].to_numpy()
-    proto = rows["q_ip_proto"].to_numpy()
-    zero = rows["q_inner_zero_eth"].to_numpy().astype(bool)
-    return np.select(
-        [(dport == fastdp_port) & zero, dport == fastdp_port, (dport == weave_port) & (proto == 17), proto == 50],
-        ["fastdp heartbeat", "fastdp packet", "sleeve packet", "ESP packet"],
-        default="packet",
-    ).astype(object)
+_QUOTE_COLUMNS = ("frame", "q_ip_version", "q_ip_proto", "q_sport", "q_dport", "q_inner_zero_eth")
 
 
 def icmp_rows(tl: Timeline) -> pd.DataFrame:
@@ -36,7 +25,7 @@ def icmp_rows(tl: Timeline) -> pd.DataFrame:
     # The host's own kernel answers an oversized send it could not put on its own link (seen on `lo`).
     own = (text(rows["src_host"]) == text(rows["host"])) | (text(rows["ip_src"]) == text(rows["q_ip_src"]))
     rows["sender_kind"] = np.where(own, "self", "router")
-    rows["quoted"] = quoted_kind(rows, s.fastdp_port, s.weave_port)
+    rows["quoted"] = quoted_class({c: rows[c].to_numpy() for c in _QUOTE_COLUMNS}, s)
     # Tie the quote to the transmitted frame it refers to, where the sender's capture has it.
     sent = pk[(text(pk["dir"]) == "tx") & (pk["ip_id"] >= 0).to_numpy()]
     sent = sent[["ip_src", "ip_dst", "ip_id", "ip_len", "capture", "frame"]].copy()
@@ -68,7 +57,7 @@ def detect_pmtu(tl: Timeline) -> list[pd.DataFrame]:
         where = np.where(quoted_frame > 0, join_text(" (", icmp["quoted_capture"].to_numpy(), " frame ",
                                                      quoted_frame, ")"), "")
         msg = join_text("ICMP too big from ", sender, " to ", label(text(icmp["dst_host"]), text(icmp["ip_dst"])),
-                        ": next-hop MTU ", mtu, ", quoting a ", icmp["quoted"].to_numpy(), " of IP length ",
+                        ": next-hop MTU ", mtu, ", quoting a ", [QUOTE_KIND[q].label if q in QUOTE_KIND else "packet" for q in icmp["quoted"]], " of IP length ",
                         icmp["q_ip_len"].to_numpy(), where)
         klass = text(icmp["klass"])
         attrs = [
@@ -92,12 +81,12 @@ def detect_pmtu(tl: Timeline) -> list[pd.DataFrame]:
     rows = pk[probe]
     msg = join_text("sleeve PMTU probe ", src[probe], " -> ", dst[probe], ", IP length ", rows["ip_len"].to_numpy(),
                     np.where(rows["ip_df"].to_numpy(), " (DF)", ""))
-    out.append(make_events(rows, "sleeve.pmtu_probe", msg, class_filter("weave.sleeve", s),
+    out.append(make_events(rows, "sleeve.pmtu_probe", msg, class_filter("weave.sleeve.pmtu_verify", s),
                            [{"ip_len": int(v)} for v in rows["ip_len"].to_numpy()]))
     got = (klass == "weave.sleeve.pmtu_verify") & (direction == "rx")
     rows = pk[got]
     msg = join_text("sleeve PMTU probe from ", src[got], " arrived, IP length ", rows["ip_len"].to_numpy())
-    out.append(make_events(rows, "sleeve.pmtu_probe_received", msg, class_filter("weave.sleeve", s),
+    out.append(make_events(rows, "sleeve.pmtu_probe_received", msg, class_filter("weave.sleeve.pmtu_verify", s),
                            [{"ip_len": int(v)} for v in rows["ip_len"].to_numpy()]))
     out.extend(_fragment_trains(tl, klass, direction, src, dst))
     out.append(_other_losses(tl, klass, src, dst))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from weavepcap.settings import DEFAULT_SETTINGS
+
 EVIDENCE_SHOWN = 3
 VXLAN_PORT_HINT = "udp.dstport == "
 
@@ -46,8 +48,9 @@ def render_text(doc: dict[str, Any]) -> str:
             lines.append(f"     Wireshark filter: {_clean(e['filter'])}")
             needs_decode_as |= VXLAN_PORT_HINT in str(e.get("filter", ""))
         if needs_decode_as:
-            lines.append("     (UDP 6784 is VXLAN: in Wireshark use Decode As... UDP port 6784 -> VXLAN; "
-                         "tshark -d udp.port==6784,vxlan)")
+            port = int(doc.get("settings", {}).get("fastdp_port", DEFAULT_SETTINGS.fastdp_port))
+            lines.append(f"     (UDP {port} is VXLAN: in Wireshark use Decode As... UDP port {port} -> VXLAN; "
+                         f"tshark -d udp.port=={port},vxlan)")
     if top and top.get("facts"):
         facts = ", ".join(f"{k}={_clean(val)}" for k, val in top["facts"].items() if not isinstance(val, dict | list))
         lines.append("")

@@ -76,11 +76,11 @@ class Context:
                 seen.add(key)
                 refs.append(Evidence(cap, host, int(frame), int(t), flt, note))
         cap = self.settings.evidence_cap
-        fix = rule.fix.format(**facts) if rule.fix else ""
+        fix = with_ports(rule.fix, self.settings).format(**facts) if rule.fix else ""
         started = min((r.ts_ns for r in refs), default=None)
         return Finding(
             rule=rule.id,
-            title=rule.title,
+            title=rule.title_for(self.settings),
             confidence=float(max(0.0, min(1.0, confidence))),
             message=message,
             facts={k: _plain(v) for k, v in facts.items()},
@@ -121,5 +121,16 @@ class Rule:
     def is_fault(self) -> bool:
         return self.kind == FAULT
 
+    def title_for(self, settings: Settings) -> str:
+        return with_ports(self.title, settings)
 
-__all__ = ["Context", "Rule", "FAULT", "STATUS"]
+    def not_found_for(self, settings: Settings) -> str:
+        return with_ports(self.not_found, settings)
+
+
+def with_ports(text: str, settings: Settings) -> str:
+    """`{weave_port}` and `{fastdp_port}` filled in from the settings; other `{fact}` fields stay for later."""
+    return text.replace("{weave_port}", str(settings.weave_port)).replace("{fastdp_port}", str(settings.fastdp_port))
+
+
+__all__ = ["Context", "Rule", "FAULT", "STATUS", "with_ports"]

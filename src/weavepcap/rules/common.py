@@ -10,8 +10,7 @@ import pandas as pd
 from weavepcap.detect.base import text
 from weavepcap.detect.heartbeats import overlay_acks
 from weavepcap.rules.base import Context
-
-VXLAN_OVERHEAD = 50  # fastdp: outer IP = overlay MTU + 50 (wire-format §4.2)
+from weavepcap.wire import TCP_ACK, TCP_RST, TCP_SYN, max_overlay_mtu
 
 
 @dataclass(frozen=True)
@@ -83,10 +82,8 @@ def heartbeat_paths(ctx: Context, klass: str) -> list[HeartbeatPath]:
 
 def overlay_limits(path_mtu: int, ipv6: bool = False) -> dict[str, int]:
     """Largest overlay MTU a path carries: unencrypted path - 50; with ESP the largest x with 52 + roundup4(x + 32) <= path."""
-    extra = 20 if ipv6 else 0
-    plain = path_mtu - VXLAN_OVERHEAD - extra
-    encrypted = ((path_mtu - extra - 52) // 4) * 4 - 32
-    return {"max_overlay_mtu": plain, "max_overlay_mtu_encrypted": encrypted}
+    return {"max_overlay_mtu": max_overlay_mtu(path_mtu, ipv6=ipv6),
+            "max_overlay_mtu_encrypted": max_overlay_mtu(path_mtu, encrypted=True, ipv6=ipv6)}
 
 
 def rows_of(events: pd.DataFrame, column: str, values: set[str]) -> pd.DataFrame:
@@ -139,14 +136,14 @@ def control_counts(ctx: Context) -> dict[str, int]:
     port = ctx.settings.weave_port
     tcp = (pk["ip_proto"].to_numpy() == 6) & ((pk["sport"].to_numpy() == port) | (pk["dport"].to_numpy() == port))
     flags = pk["tcp_flags"].to_numpy()
-    want = tcp & (((flags & 0x12) == 0x02) | ((flags & 0x04) != 0))  # SYNs and RSTs only
+    want = tcp & (((flags & (TCP_SYN | TCP_ACK)) == TCP_SYN) | ((flags & TCP_RST) != 0))  # SYNs and RSTs only
     rows = pk[want]
     a = list(zip(text(rows["ip_src"]), rows["sport"].to_numpy().tolist(), strict=True))
     b = list(zip(text(rows["ip_dst"]), rows["dport"].to_numpy().tolist(), strict=True))
     conn = [(x, y) if x < y else (y, x) for x, y in zip(a, b, strict=True)]
     f = rows["tcp_flags"].to_numpy()
-    attempts = len({c for c, fl in zip(conn, f, strict=True) if (fl & 0x12) == 0x02})
-    resets = len({c for c, fl in zip(conn, f, strict=True) if fl & 0x04})
+    attempts = len({c for c, fl in zip(conn, f, strict=True) if (fl & (TCP_SYN | TCP_ACK)) == TCP_SYN})
+    resets = len({c for c, fl in zip(conn, f, strict=True) if fl & TCP_RST})
     out = {"syn_attempts": attempts, "connections": attempts, "resets": resets}
     ctx.tl.cache["control_counts"] = out
     return dict(out)

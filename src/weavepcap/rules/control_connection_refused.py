@@ -41,11 +41,11 @@ def _per_capture(events: pd.DataFrame) -> int:
 
 RULE = Rule(
     id="control-connection-refused",
-    title="Weave control connection (TCP 6783) refused",
+    title="Weave control connection (TCP {weave_port}) refused",
     kind=FAULT,
     needs=("tcp.connect_attempt", "tcp.refused", "tcp.reset_early", "tcp.connected"),
     fix=("Make sure weave runs and listens on TCP {port} on {refuser}, and that no firewall rejects TCP {port} "
-         "from {dialer} (open TCP {port} and UDP {port}/6784)."),
-    not_found="no TCP 6783 connection was refused or reset before its handshake (RST after a session is Weave's normal close)",
+         "from {dialer} (open TCP {port} and UDP {port}/{fastdp_port})."),
+    not_found="no TCP {weave_port} connection was refused or reset before its handshake (RST after a session is Weave's normal close)",
     check=check,
 )

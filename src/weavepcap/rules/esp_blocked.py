@@ -6,10 +6,7 @@ from weavepcap.detect.base import text
 from weavepcap.model import Finding
 from weavepcap.rules.base import FAULT, Context, Rule
 from weavepcap.rules.common import overlay_facts
-
-# ESP transport mode around a VXLAN heartbeat of overlay MTU m: IP header + 8 (SPI, sequence) + 8 IV
-# + roundup4(m + 30 + 2 trailer) + 16 ICV, so the largest m for an IP length is ip_len - header - 64.
-ESP_OVER_OVERLAY_MTU = 64
+from weavepcap.wire import overlay_mtu_of_heartbeat
 
 
 def check(ctx: Context) -> list[Finding]:
@@ -23,7 +20,7 @@ def check(ctx: Context) -> list[Finding]:
     findings: list[Finding] = []
     icmp = ctx.of("icmp.frag_needed")
     too_big = {(str(a.get("quoted_src")), str(a.get("quoted_dst"))) for a in icmp["attrs"]
-               if a.get("quoted") == "ESP packet"} if not icmp.empty else set()
+               if a.get("quoted") == "esp"} if not icmp.empty else set()
     for (s, dd), g in esp.groupby([text(esp["ip_src"]), text(esp["ip_dst"])], sort=False):
         if (s, dd) in too_big:
             continue  # an ICMP says it was too big: a size problem, not a blocked protocol
@@ -41,11 +38,11 @@ def check(ctx: Context) -> list[Finding]:
             continue
         # Weave holds data back until fastdp is acked, so the first ESP packet of a path is a heartbeat.
         first = g.loc[g["t_ns"].idxmin()]
-        ip_len, header = int(first["ip_len"]), 40 if int(first["ip_version"]) == 6 else 20
+        ip_len, ipv6 = int(first["ip_len"]), int(first["ip_version"]) == 6
         facts: dict[str, object] = {**overlay_facts(ctx), "path": f"{src} -> {dst}", "esp_sent": int(len(g)),
                                     "esp_delivered": delivered, "heartbeat_ip_len": ip_len,
                                     "heartbeat_frame_len": int(first["wirelen"]),
-                                    "overlay_mtu": ip_len - header - ESP_OVER_OVERLAY_MTU}
+                                    "overlay_mtu": overlay_mtu_of_heartbeat(ip_len, encrypted=True, ipv6=ipv6)}
         msg = f"{len(g)} ESP packets (encrypted fastdp) {src} -> {dst} were sent and {how}."
         findings.append(ctx.finding(RULE, confidence=conf, message=msg, facts=facts,
                                     evidence=[ctx.of("fastdp.esp_sent")], hosts=[src, dst], path=f"{src} -> {dst}"))

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import pandas as pd
 
+from weavepcap.classes import QUOTE_KIND
 from weavepcap.detect.base import text
 from weavepcap.detect.paths import mtu_bounds
 from weavepcap.model import Finding
 from weavepcap.rules.base import FAULT, Context, Rule
 from weavepcap.rules.common import heartbeat_paths, overlay_limits
+from weavepcap.wire import ETH_HDR, max_overlay_mtu, overlay_mtu_of_heartbeat
 
 FASTDP_HB = "weave.fastdp.heartbeat"
-ESP_OVERHEAD = 84  # outer IP minus overlay MTU for ESP-encrypted fastdp, before 0..3 bytes of padding
 
 
 def _icmp_for(ctx: Context, src_addr: str | None = None) -> pd.DataFrame:
@@ -20,7 +21,7 @@ def _icmp_for(ctx: Context, src_addr: str | None = None) -> pd.DataFrame:
         return icmp
     quoted = [str(a.get("quoted", "")) for a in icmp["attrs"]]
     # Encrypted fastdp carries its heartbeats in ESP (IP protocol 50) between the peers.
-    keep = pd.Series([q.startswith("fastdp") or q == "ESP packet" for q in quoted], index=icmp.index)
+    keep = pd.Series([(q in QUOTE_KIND and QUOTE_KIND[q].fastdp) or q == "esp" for q in quoted], index=icmp.index)
     return icmp[keep]
 
 
@@ -46,10 +47,9 @@ def check(ctx: Context) -> list[Finding]:
             first = icmp.iloc[0]
             victim = first["dst_host"] or first["host"]  # the ICMP goes back to the heartbeat's sender
             ipv6 = ":" in str(attrs[0].get("sender_addr", ""))
-            hdr = 40 if ipv6 else 20
-            encrypted = all(a.get("quoted") == "ESP packet" for a in attrs)
+            encrypted = all(a.get("quoted") == "esp" for a in attrs)
             # ESP: IP = 52 + roundup4(MTU + 32), so the overlay MTU is at most IP - 84 (wire-format §4.2).
-            overlay = hb_len - ESP_OVERHEAD - (hdr - 20) if encrypted else hb_len - 50 - (hdr - 20)
+            overlay = overlay_mtu_of_heartbeat(hb_len, encrypted=encrypted, ipv6=ipv6)
             path = next((p for p in paths if p.src == victim), None)
             delivered = bool(path and (path.delivered or path.acked or path.received))
             quoted_frames = {(a["quoted_capture"], int(a["quoted_frame"])) for a in attrs if int(a["quoted_frame"]) > 0}
@@ -60,7 +60,7 @@ def check(ctx: Context) -> list[Finding]:
             facts: dict[str, object] = {
                 "path_mtu": path_mtu,
                 "heartbeat_ip_len": hb_len,
-                "heartbeat_frame_len": hb_len + 14,
+                "heartbeat_frame_len": hb_len + ETH_HDR,
                 "overlay_mtu": overlay,
                 **overlay_limits(path_mtu, ipv6),
                 "icmp_sender": "the host itself" if sender == "self" else f"router {attrs[0]['sender_addr']}",
@@ -70,7 +70,7 @@ def check(ctx: Context) -> list[Finding]:
                 "encrypted": encrypted,
             }
             kind = "encrypted fastdp (ESP) packets" if encrypted else "fastdp heartbeats"
-            msg = (f"{kind} of IP length {hb_len} (frame {hb_len + 14} bytes, overlay MTU {overlay}) "
+            msg = (f"{kind} of IP length {hb_len} (frame {hb_len + ETH_HDR} bytes, overlay MTU {overlay}) "
                    f"exceed the path MTU {path_mtu} reported by {facts['icmp_sender']}; "
                    + ("fastdp never came up" if not delivered else "the large heartbeats are dropped")
                    + (" and the hosts fell back to sleeve." if not sleeve.empty else "."))
@@ -100,7 +100,7 @@ def check(ctx: Context) -> list[Finding]:
             **overlay_limits(bounds.low), "fastdp_established": False,
             "sleeve_fallback": not ctx.of("mode.sleeve_after_fastdp").empty, "path": p.name,
         }
-        facts["max_overlay_mtu"] = bounds.low - 50
+        facts["max_overlay_mtu"] = max_overlay_mtu(bounds.low)
         msg = (f"fastdp heartbeats {p.name} of IP length {p.ip_len} (overlay MTU {p.overlay_mtu}) never arrived, "
                f"while packets up to {bounds.low} bytes did: the path MTU is below the heartbeat size (no ICMP seen).")
         lost = ctx.of("fastdp.heartbeat_lost")

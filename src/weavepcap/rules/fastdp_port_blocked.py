@@ -37,7 +37,8 @@ def check(ctx: Context) -> list[Finding]:
         msg = (f"{p.sent} fastdp heartbeats {p.name} (UDP {ctx.settings.fastdp_port}, IP length {p.ip_len}) "
                + ("never arrived" if p.receiver_captured else "were never acked")
                + (f", though packets of {b.low} bytes cross the path" if fits else "")
-               + ("; sleeve on UDP 6783 works" if sleeve_ok else "") + ": UDP 6784 is blocked.")
+               + (f"; sleeve on UDP {ctx.settings.weave_port} works" if sleeve_ok else "")
+               + f": UDP {ctx.settings.fastdp_port} is blocked.")
         findings.append(ctx.finding(RULE, confidence=conf, message=msg, facts=facts,
                                     evidence=[ctx.of("fastdp.heartbeat_lost").iloc[:3],
                                               ctx.of("fastdp.heartbeat_sent").iloc[:3], probes.iloc[:1],
@@ -49,7 +50,7 @@ def check(ctx: Context) -> list[Finding]:
 
 RULE = Rule(
     id="fastdp-port-blocked",
-    title="Fast datapath port UDP 6784 blocked",
+    title="Fast datapath port UDP {fastdp_port} blocked",
     kind=FAULT,
     needs=("fastdp.heartbeat_sent", "fastdp.heartbeat_lost", "sleeve.heartbeat_received", "sleeve.heartbeat_acked",
            "sleeve.pmtu_probe_received"),

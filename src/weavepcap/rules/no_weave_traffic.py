@@ -9,9 +9,9 @@ from weavepcap.classes import WEAVE_CLASSES
 from weavepcap.detect.base import make_events, row_filters, text
 from weavepcap.model import Finding
 from weavepcap.rules.base import STATUS, Context, Rule
+from weavepcap.wire import OVERLAY_FAMILY
 
 OTHER_OVERLAYS = {"overlay.vxlan": "VXLAN (not Weave's port)", "overlay.geneve": "Geneve"}
-VXLAN_OVERHEAD = 50
 TRAFFIC_EXAMPLES = 5  # first frames of distinct kinds of traffic, cited as "what there is instead"
 
 
@@ -53,7 +53,7 @@ def check(ctx: Context) -> list[Finding]:
             quoted = max(int(a["quoted_ip_len"]) for a in icmp["attrs"])
             facts.update(icmp_frag_needed=len(icmp), icmp_mtus=mtus, path_mtu=min(mtus))
             if not ov.empty:
-                facts["overlay_mtu"] = max(int(facts.get("outer_ip_len", 0)), quoted) - VXLAN_OVERHEAD
+                facts["overlay_mtu"] = max(int(facts.get("outer_ip_len", 0)), quoted) - OVERLAY_FAMILY["vxlan"].overhead_v4
                 facts["outer_ip_len"] = max(int(facts.get("outer_ip_len", 0)), quoted)
             msg += f". ICMP too-big seen (MTU {', '.join(map(str, mtus))}) for {quoted}-byte packets"
             msg += ": that overlay has an MTU problem of its own" if not ov.empty else ""
@@ -75,7 +75,7 @@ RULE = Rule(
     title="No Weave traffic in the captures",
     kind=STATUS,
     needs=("icmp.frag_needed",),
-    fix=("Capture on the hosts' underlay interfaces while Weave runs (TCP/UDP 6783, UDP 6784, ESP), or analyse the "
+    fix=("Capture on the hosts' underlay interfaces while Weave runs (TCP/UDP {weave_port}, UDP {fastdp_port}, ESP), or analyse the "
          "overlay you have with a tool for it."),
     not_found="Weave traffic is present",
     check=check,

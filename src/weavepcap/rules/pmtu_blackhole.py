@@ -10,9 +10,11 @@ from weavepcap.detect.paths import mtu_bounds
 from weavepcap.model import Finding
 from weavepcap.rules.base import FAULT, Context, Rule
 from weavepcap.rules.common import overlay_facts, overlay_limits
+from weavepcap.wire import (
+    SLEEVE_OVERHEAD,  # a verified sleeve MTU + 62 = the outer IP length that got through
+)
 
 SMALL = 576  # an IP length every IPv4 path carries
-SLEEVE_OVERHEAD = 62  # a verified sleeve MTU + 62 = the outer IP length that got through
 
 
 def check(ctx: Context) -> list[Finding]:

@@ -34,10 +34,10 @@ def check(ctx: Context) -> list[Finding]:
 
 RULE = Rule(
     id="sleeve-port-blocked",
-    title="Sleeve port UDP 6783 blocked",
+    title="Sleeve port UDP {weave_port} blocked",
     kind=FAULT,
     needs=("sleeve.heartbeat_sent", "sleeve.heartbeat_lost", "tcp.reset", "tcp.connect_attempt"),
-    fix="Open UDP {port} (and UDP 6784) between the hosts in both directions, beside TCP {port}.",
+    fix="Open UDP {port} (and UDP {fastdp_port}) between the hosts in both directions, beside TCP {port}.",
     not_found="sleeve heartbeats arrived (or were acked) on every path that sent them",
     check=check,
 )
