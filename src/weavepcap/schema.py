@@ -71,7 +71,7 @@ PACKET_COLUMNS: tuple[Column, ...] = (
     Column("q_vxlan_vni", "int64", -1, "VNI of a quoted VXLAN packet, if the quote reaches it"),
     Column("q_inner_zero_eth", "bool", False, "the quoted VXLAN inner frame starts with an all-zero Ethernet header (a Weave heartbeat)"),
     # --- tunnels: VXLAN / Geneve ---
-    Column("tun_type", "int8", 0, "0 none, 1 VXLAN, 2 Geneve"),
+    Column("tun_type", "int8", 0, "0 none, 1 VXLAN, 2 Geneve, 3 IP-in-IP (protocol 4 or 41), 4 WireGuard"),
     Column("vxlan_flags", "int16", -1, "VXLAN flags byte (0x08 = VNI valid)"),
     Column("vxlan_vni", "int64", -1, "VXLAN / Geneve VNI"),
     Column("inner_len", "int32", -1, "length of the encapsulated Ethernet frame by the headers (UDP length - 8 - tunnel header)"),
@@ -82,6 +82,16 @@ PACKET_COLUMNS: tuple[Column, ...] = (
     Column("inner_ip_src", "str", "", "inner IPv4/IPv6 source"),
     Column("inner_ip_dst", "str", "", "inner IPv4/IPv6 destination"),
     Column("inner_ip_proto", "int16", -1, "inner IP protocol"),
+    Column("inner_ip_len", "int32", -1, "inner IPv4 total length / IPv6 payload length + 40"),
+    Column("inner_ip_df", "bool", False, "inner IPv4 don't-fragment flag"),
+    Column("inner_sport", "int32", -1, "inner UDP/TCP source port (through VXLAN/Geneve or IP-in-IP)"),
+    Column("inner_dport", "int32", -1, "inner UDP/TCP destination port"),
+    Column("inner_tcp_flags", "int16", -1, "inner TCP flags byte"),
+    Column("inner_tcp_seq", "int64", -1, "inner TCP sequence number"),
+    Column("inner_l4_payload_len", "int32", -1, "inner TCP/UDP payload length by the headers"),
+    Column("tun_opt_len", "int16", -1, "Geneve options length in bytes (tunnel header beyond its fixed 8)"),
+    Column("wg_type", "int8", -1, "WireGuard message type 1-4 (initiation, response, cookie, data) on a WireGuard port"),
+    Column("esp_spi", "int64", -1, "ESP security parameter index"),
     # --- Weave payload fields ---
     Column("weave_conn_uid", "uint64", 0, "connection UID carried in a fastdp or sleeve heartbeat (0 if none)"),
     Column("weave_hb_len", "int32", -1, "fastdp heartbeat's own 2-byte inner-frame length field"),
@@ -102,6 +112,9 @@ PACKET_COLUMNS: tuple[Column, ...] = (
     Column("ctl_peer_name", "str", "", "features map: Name (peer name)"),
     Column("ctl_nickname", "str", "", "features map: NickName (host name; untrusted text)"),
     Column("ctl_short_id", "int32", -1, "features map: ShortID"),
+    # --- where decoding stopped (named bad bytes, like etherparse's stop_err or Zeek's weirds) ---
+    Column("stop_layer", "int8", 0, "layer at which decoding stopped early: an index into schema.STOP_LAYERS (0 = nothing stopped it)"),
+    Column("stop_reason", "int8", 0, "why it stopped there: an index into schema.STOP_REASONS (0 = it did not stop early)"),
     # --- reassembly (set on every fragment of a train once the train is resolved) ---
     Column("frag_train", "int64", -1, "id of the fragment train this fragment belongs to (first frame number of the train)"),
     Column("reasm_len", "int32", -1, "IP length of the reassembled datagram, -1 if not (yet) reassembled"),
@@ -112,6 +125,18 @@ PACKET_COLUMNS: tuple[Column, ...] = (
     Column("peer_src_short", "int32", -1, "fastdp: source peer short id (VNI & 0xfff)"),
     Column("peer_dst_short", "int32", -1, "fastdp: destination peer short id (VNI >> 12)"),
     Column("uncertain", "bool", False, "the class rests on a feature the wire-format notes call uncertain"),
+)
+
+# Where and why decoding of a frame stopped before the end of what it could have read. "Not decoded further"
+# (an ethertype or protocol weavepcap does not dissect) is not a stop: only bytes that are missing or wrong are.
+STOP_LAYERS: tuple[str, ...] = ("", "link", "vlan", "ip", "ipv6_ext", "transport", "icmp_quote", "tunnel", "inner",
+                                "weave")
+STOP_REASONS: tuple[str, ...] = (
+    "",
+    "snaplen",  # the capture cut the frame inside this header (caplen < what the header needs)
+    "truncated",  # the packet's own lengths end inside this header (e.g. IP total length < header length)
+    "malformed",  # a field that cannot be (IPv4 IHL < 5, version mismatch, UDP length < 8, bad option length)
+    "too_deep",  # more VLAN tags / extension headers / nested tunnels than the decoder walks
 )
 
 COLUMN_BY_NAME: dict[str, Column] = {c.name: c for c in PACKET_COLUMNS}

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from weavepcap.wire import GENEVE_PORT, VXLAN_IANA_PORT, VXLAN_LINUX_PORT, WEAVE_PORT, WIREGUARD_PORT
+
 
 @dataclass(frozen=True)
 class Settings:
     """Everything a port or a threshold means lives here; nothing else hard-codes a port."""
 
-    weave_port: int = 6783  # TCP control + UDP sleeve; fastdp VXLAN is weave_port + 1
-    vxlan_ports: frozenset[int] = field(default_factory=lambda: frozenset({4789, 8472}))
-    geneve_ports: frozenset[int] = field(default_factory=lambda: frozenset({6081}))
+    weave_port: int = WEAVE_PORT  # TCP control + UDP sleeve; fastdp VXLAN is weave_port + 1
+    vxlan_ports: frozenset[int] = field(default_factory=lambda: frozenset({VXLAN_IANA_PORT, VXLAN_LINUX_PORT}))
+    geneve_ports: frozenset[int] = field(default_factory=lambda: frozenset({GENEVE_PORT}))
+    wireguard_ports: frozenset[int] = field(default_factory=lambda: frozenset({WIREGUARD_PORT}))
     chunk_bytes: int = 32 * 1024 * 1024  # bytes of capture read per chunk (memory bound)
     defrag_max_trains: int = 4096  # open fragment trains kept at once; older ones are evicted and reported
     defrag_max_bytes: int = 64 * 1024 * 1024  # bytes buffered for reassembly at once
