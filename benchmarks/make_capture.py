@@ -238,6 +238,63 @@ def build_units() -> list[Unit]:
     return units
 
 
+def encrypted_sleeve(a: int, b: int, cipher_len: int, *, df: bool, counter: int = 5) -> bytes:
+    """A NaCl-encrypted sleeve datagram: sender name, DF flag + counter, Poly1305 tag, ciphertext (random-looking)."""
+    flag = (1 << 63) if df else 0
+    noise = np.random.default_rng(cipher_len + a * 31 + b).integers(0, 256, 16 + cipher_len, dtype=np.uint8).tobytes()
+    payload = PEER_NAMES[a].to_bytes(6, "big") + (flag | counter).to_bytes(8, "big") + noise
+    return peer_frame(a, b, ipv4(PEERS[a], PEERS[b], 17, udp(WEAVE_PORT, WEAVE_PORT, payload), df=df))
+
+
+def background_udp(k: int, payload_len: int) -> bytes:
+    """Background UDP (QUIC-like) between two non-Weave hosts."""
+    src, dst = BACKGROUND[k % 2], BACKGROUND[2 + k % 2]
+    return ethernet(ROUTER_MAC, BACKGROUND_MAC, 0x0800, ipv4(src, dst, 17, udp(52000 + k, 443, bytes(payload_len))))
+
+
+def build_incident_units() -> list[Unit]:
+    """An MTU incident's mix, by share of frames: 44% fastdp VXLAN, 10% sleeve (mostly encrypted), 8% IPv4
+    fragments, 5% TCP 6783 control, 0.5% ICMP 3/4, the rest background TCP/UDP/ARP/IPv6/VLAN."""
+    units: list[Unit] = []
+    pairs = [(a, b) for a in range(4) for b in range(4) if a != b]
+
+    def add(name: str, frames: list[bytes], share: float, **kw: object) -> None:
+        units.append(Unit(name, frames, share / len(frames) / len(pairs_or_one[0]), **kw))  # type: ignore[arg-type]
+
+    pairs_or_one = [pairs]
+    for a, b in pairs:
+        add("fastdp.data.bulk", [fastdp(a, b, container_tcp(a, b, OVERLAY_MTU - 40, TCP_ACK))], 0.25)
+        add("fastdp.data.ack", [fastdp(b, a, container_tcp(a, b, 0, TCP_ACK, reply=True))], 0.18, acks=len(units) - 1)
+        add("fastdp.heartbeat", [fastdp(a, b, fastdp_heartbeat_inner(0x1111 * (a + 1) * (b + 1)))], 0.01)
+        add("sleeve.encrypted.bulk", [encrypted_sleeve(a, b, 1300, df=True)], 0.05)
+        add("sleeve.encrypted.small", [encrypted_sleeve(a, b, 60, df=True)], 0.02)
+        uid = (0x5EED0000 + a * 16 + b).to_bytes(8, "big")
+        add("sleeve.heartbeat", [sleeve(a, b, [bytes(14) + uid], df=True)], 0.005)
+        add("sleeve.data", [sleeve(a, b, [container_tcp(a, b, 900, TCP_ACK | TCP_PSH)], df=True)], 0.025)
+        add("control.heartbeat", [control(a, b, bytes.fromhex("0000000100"))], 0.005)
+        gossip = bytes.fromhex("0000012005") + bytes.fromhex("0b0c0008") + b"topology" + bytes(272)
+        add("control.gossip", [control(a, b, gossip)], 0.02)
+        add("control.ack", [control(b, a, b"", TCP_ACK)], 0.025)
+    pairs_or_one[0] = [(0, 1)]
+    add("sleeve.fragtest", fragment_train(0, 1), 0.04, same_ip_id=True)
+    add("sleeve.fragtest", fragment_train(2, 3), 0.04, same_ip_id=True)
+    heartbeat_ip = fastdp(0, 3, fastdp_heartbeat_inner(0xABCDEF))[14:]
+    add("icmp.frag_needed", [icmp_frag_needed(heartbeat_ip, PEERS[0], 1454)], 0.005)
+    add("arp", [arp(1, PEERS[0], False), arp(0, PEERS[1], True)], 0.01)
+    pairs_or_one[0] = [(0, 1)] * 8
+    for k in range(8):
+        vlan = 120 if k >= 6 else None  # a quarter of the background flows arrive 802.1Q-tagged
+        add("background.tcp.bulk", [background_tcp(k, 400, TCP_ACK, vlan)], 0.10)
+        add("background.tcp.ack", [background_tcp(k, 0, TCP_ACK, vlan, reply=True)], 0.08, acks=len(units) - 1)
+        add("background.udp", [background_udp(k, 420)], 0.06)
+        add("background.dns", [background_dns(k, False), background_dns(k, True)], 0.025)
+        add("background.ipv6", [background_ipv6(k, 600)], 0.04)
+    return units
+
+
+MIXES = {"weave": build_units, "incident": build_incident_units}
+
+
 def patch_points(frame: bytes, ack_step: int) -> tuple[int, int, int]:
     """Where a frame's per-frame counter and per-occurrence ID live: (counter offset, step, id16 offset).
 
@@ -401,11 +458,12 @@ def render_block(
     return out
 
 
-def make_capture(path: Path, frames: int, *, seed: int = 6783, block_frames: int = 16384) -> dict[str, float]:
-    """Write the capture; return frames, bytes and seconds taken."""
+def make_capture(path: Path, frames: int, *, seed: int = 6783, block_frames: int = 16384,
+                 mix: str = "weave") -> dict[str, float]:
+    """Write the capture (`mix`: a key of MIXES); return frames, bytes and seconds taken."""
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
-    templates = build_templates(build_units())
+    templates = build_templates(MIXES[mix]())
     template_ids, occurrence = choose_frames(templates, frames, rng)
     path.parent.mkdir(parents=True, exist_ok=True)
     written = 0
@@ -425,10 +483,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=2_000_000, help="frames to write (default 2,000,000)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out" / "bench.pcap")
     parser.add_argument("--seed", type=int, default=6783)
+    parser.add_argument("--mix", choices=sorted(MIXES), default="weave",
+                        help="weave: the Weave-heavy mix (default); incident: an MTU incident's mix (see build_incident_units)")
     args = parser.parse_args(argv)
     if args.frames < 1:
         parser.error("--frames must be positive")
-    result = make_capture(args.out, args.frames, seed=args.seed)
+    result = make_capture(args.out, args.frames, seed=args.seed, mix=args.mix)
     print(
         f"{args.out}: {result['frames']:,} frames, {result['bytes'] / 1e6:,.1f} MB "
         f"in {result['seconds']:.1f} s",
