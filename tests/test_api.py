@@ -79,6 +79,6 @@ def test_thinner_keeps_special_rows_and_a_bounded_share_of_bulk_data() -> None:
 @pytest.mark.parametrize(("name", "host"), [("host-a-eth0", "host-a"), ("host-a-lo", "host-a"), ("node1_ens3", "node1"),
                                             ("router-left", "router-left"), ("lo", "lo"), ("capture", "capture")])
 def test_host_from_file_name_drops_the_interface(name: str, host: str) -> None:
-    from weavepcap.api import host_from_file_name
+    from weavepcap.naming import host_from_file_name
 
     assert host_from_file_name(name) == host

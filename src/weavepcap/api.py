@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ from weavepcap.detect.paths import summarize_paths
 from weavepcap.diagnose import Diagnosis, diagnose
 from weavepcap.io.records import CaptureSpec
 from weavepcap.model import CaptureRecord, Finding, HostInfo, PathInfo, RuledOut, Verdict, iso_utc
+from weavepcap.naming import SAFE_HOST_NAME, host_from_file_name
 from weavepcap.rules import RULES
 from weavepcap.rules.base import Context, with_ports
 from weavepcap.schema import PACKET_COLUMNS
@@ -145,19 +145,6 @@ def analyze(
     for spec in specs:
         inputs.append(scan_input(spec, settings, keep, progress))  # type: ignore[arg-type]
     return analyze_inputs(inputs, clock_offsets=clock_offsets, settings=settings)
-
-
-# A host named after its capture file loses the interface part: host-a-eth0.pcap and host-a-lo.pcap
-# are both captures of host-a.
-INTERFACE_SUFFIX = re.compile(r"[-_.](lo|any|eth\d+|en[a-z0-9]+|wl[a-z0-9]+|bond\d+|br\d+|veth[a-z0-9]*|weave)$")
-
-
-SAFE_HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
-
-
-def host_from_file_name(name: str) -> str:
-    stripped = INTERFACE_SUFFIX.sub("", name)
-    return stripped or name
 
 
 def scan_input(spec: CaptureSpec, settings: Settings, keep: str, progress: Progress | None = None) -> CaptureInput:

@@ -24,6 +24,7 @@ from weavepcap.defrag import Defragmenter, FragmentAnnotations, fragment_mask
 from weavepcap.io.readers import KNOWN_LINKTYPES
 from weavepcap.io.records import CaptureInfo, CaptureSpec, Damage
 from weavepcap.model import iso_utc
+from weavepcap.naming import capture_host
 from weavepcap.schema import COLUMN_NAMES, PACKET_COLUMNS, TEXT_COLUMNS, empty_columns
 from weavepcap.settings import DEFAULT_SETTINGS, Settings
 from weavepcap.wire import IPPROTO_ESP
@@ -113,20 +114,6 @@ class ScanResult:
         return {"path": self.info.path, "name": self.info.name, "host": self.host, **self.summary.to_dict()}
 
 
-def resolve_host(spec: CaptureSpec, info: CaptureInfo) -> str:
-    """The spec's host, else the reader's (pcapng metadata), else the file name without its extensions."""
-    if spec.host:
-        return spec.host
-    if info.host:
-        return info.host
-    name = info.name
-    for suffix in (".gz", ".bz2", ".xz", ".zst", ".zstd"):
-        name = name.removesuffix(suffix)
-    for suffix in (".pcapng", ".pcap", ".cap"):
-        name = name.removesuffix(suffix)
-    return name or info.name
-
-
 def scan_capture(
     spec: CaptureSpec | str,
     settings: Settings = DEFAULT_SETTINGS,
@@ -157,7 +144,7 @@ def scan_capture(
     if dissector not in DISSECTORS:
         raise ValueError(f"dissector must be one of {DISSECTORS}, not {dissector!r}")
     info, decoded = _open(spec, settings, dissector, progress)
-    host = resolve_host(spec, info)
+    host = capture_host(spec, info)
     pipeline = _Pipeline(settings, info.name, host, keep, flows, sink, row_filter)
     for columns, payloads in decoded:
         pipeline.add_chunk(columns, payloads)
