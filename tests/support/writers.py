@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from weavepcap.io import pcapng_write
+
 # Default capture clock when the caller gives no timestamps: 2026-11-18 (a plausible incident date),
 # one frame per millisecond, so microsecond files round-trip exactly.
 DEFAULT_START_NS = 1_795_000_000 * 1_000_000_000
@@ -89,21 +91,12 @@ def pcap_bytes(
 
 
 def _options(e: str, options: Sequence[tuple[int, bytes]]) -> bytes:
-    if not options:
-        return b""
-    parts = []
-    for code, value in options:
-        parts.append(struct.pack(e + "HH", code, len(value)) + value + b"\0" * (-len(value) % 4))
-    parts.append(struct.pack(e + "HH", OPT_ENDOFOPT, 0))
-    return b"".join(parts)
+    return pcapng_write.options(options, e)
 
 
 def pcapng_block(block_type: int, body: bytes, big_endian: bool = False) -> bytes:
     """One pcapng block: type, total length, body padded to 32 bits, total length again."""
-    e = _endian(big_endian)
-    padded = body + b"\0" * (-len(body) % 4)
-    total = 12 + len(padded)
-    return struct.pack(e + "II", block_type, total) + padded + struct.pack(e + "I", total)
+    return pcapng_write.block(block_type, body, _endian(big_endian))
 
 
 def pcapng_bytes(
