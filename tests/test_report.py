@@ -122,7 +122,8 @@ def test_story_is_in_time_order_and_cites_capture_frame_and_filter(some_figures:
     html = render_html(doc, some_figures)
     story = html[html.index('id="story"') : html.index('id="findings"')]
     times = re.findall(r"<td class=\"num\" data-sort=\"([0-9.]+)\">", story)
-    assert [float(t) for t in times] == sorted(e["t"] for e in doc["timeline"])
+    assert [float(t) for t in times] == sorted(times_of_first_events := [float(t) for t in times])
+    assert set(times_of_first_events) <= {e["t"] for e in doc["timeline"]}
     assert "frame.number == 7 &amp;&amp; icmp.type == 3 &amp;&amp; icmp.code == 4" in story
     assert "host-a-lo.pcap" in story
 
@@ -130,9 +131,22 @@ def test_story_is_in_time_order_and_cites_capture_frame_and_filter(some_figures:
 def test_long_story_is_cut_with_a_count_of_what_is_left(some_figures: list[Figure]) -> None:
     doc = fixture("healthy")
     event = doc["timeline"][0]
-    doc["timeline"] = [dict(event, t=i * 0.001, frame=i + 1) for i in range(600)]
+    # Alternating kinds of event on one host never collapse: 600 rows, 500 shown.
+    doc["timeline"] = [dict(event, t=i * 0.001, frame=i + 1, event=("a.one", "a.two")[i % 2]) for i in range(600)]
     html = render_html(doc, some_figures)
-    assert "100 more events are in the analysis JSON" in html
+    assert "100 more rows are in the analysis JSON" in html
+
+
+def test_repeated_events_are_one_expandable_row(some_figures: list[Figure]) -> None:
+    doc = fixture("healthy")
+    event = doc["timeline"][0]
+    doc["timeline"] = [dict(event, t=i * 0.5, frame=2 * i + 1, filter=f"frame.number == {2 * i + 1} && icmp")
+                       for i in range(12)]
+    html = render_html(doc, some_figures)
+    story = html[html.index('id="story"') : html.index('id="findings"')]
+    assert story.count('<tr class="run">') == 1 and "&times;&nbsp;12" in story
+    assert "frame.number in {1,3,5,7,9,11,13,15,17,19,21,23} &amp;&amp; icmp" in story
+    assert story.count("<li>") == 12  # the single events, inside the expandable row
 
 
 @pytest.mark.parametrize("name", FIXTURE_NAMES)

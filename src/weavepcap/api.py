@@ -23,6 +23,7 @@ from weavepcap.model import CaptureRecord, Finding, HostInfo, PathInfo, RuledOut
 from weavepcap.naming import SAFE_HOST_NAME, host_from_file_name
 from weavepcap.rules import RULES
 from weavepcap.rules.base import Context, with_ports
+from weavepcap.runs import collapse
 from weavepcap.schema import PACKET_COLUMNS
 from weavepcap.settings import DEFAULT_SETTINGS, Settings
 from weavepcap.timeline import align, estimate_offsets, resolve_addresses
@@ -90,9 +91,10 @@ class Analysis:
         ev = self.events
         timeline = [
             {"time": iso_utc(int(t)), "t": round((int(t) - self.t0_ns) / 1e9, 6), "host": h, "capture": c,
-             "frame": int(f), "event": e, "message": m, "filter": flt, "attrs": a}
-            for t, h, c, f, e, m, flt, a in zip(ev["t_ns"], ev["host"], ev["capture"], ev["frame"], ev["event"],
-                                                 ev["message"], ev["filter"], ev["attrs"], strict=True)
+             "frame": int(f), "event": e, "message": m, "filter": flt, "src_host": sh, "dst_host": dh, "attrs": a}
+            for t, h, c, f, e, m, flt, sh, dh, a in zip(
+                ev["t_ns"], ev["host"], ev["capture"], ev["frame"], ev["event"], ev["message"], ev["filter"],
+                ev["src_host"], ev["dst_host"], ev["attrs"], strict=True)
         ]
         return {
             "format_version": FORMAT_VERSION,
@@ -107,6 +109,7 @@ class Analysis:
             "caveats": list(self.caveats),
             "paths": [p.to_dict() for p in self.paths],
             "timeline": timeline,
+            "timeline_runs": collapse(timeline),  # repeated events as one row each (members index `timeline`)
             "series": self.series,
             "rules": [{"id": r.id, "title": r.title_for(self.settings), "kind": r.kind,
                        "fix": with_ports(r.fix, self.settings)} for r in RULES],

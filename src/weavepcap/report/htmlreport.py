@@ -17,9 +17,10 @@ import jinja2
 
 from weavepcap.errors import WeavepcapError
 from weavepcap.report import plots
+from weavepcap.runs import collapse
 
 SUPPORTED_FORMAT_VERSIONS = frozenset({1})
-STORY_LIMIT = 500  # timeline lines shown in the story; the JSON keeps them all
+STORY_LIMIT = 500  # story rows (runs of events) shown; the JSON keeps every event
 TEMPLATE = "report.html.j2"
 SORT_SCRIPT = "sort.js"
 
@@ -162,6 +163,10 @@ def render_html(doc: Mapping[str, Any], figs: list[Figure] | None = None) -> str
     env = _environment()
     script = _sort_script()
     timeline = sorted(doc.get("timeline") or [], key=lambda e: (e.get("t") is None, e.get("t") or 0.0))
+    # Repeated events (the same event on the same host and capture) are one row, expandable to the single events.
+    runs = collapse(timeline)
+    for run in runs:
+        run["events"] = [timeline[i] for i in run["members"]]
     tool = doc.get("tool") or {}
     return env.get_template(TEMPLATE).render(
         doc=doc,
@@ -176,8 +181,9 @@ def render_html(doc: Mapping[str, Any], figs: list[Figure] | None = None) -> str
         ruled_out=doc.get("ruled_out") or [],
         caveats=doc.get("caveats") or [],
         rules=doc.get("rules") or [],
-        story=timeline[:STORY_LIMIT],
-        story_hidden=max(0, len(timeline) - STORY_LIMIT),
+        story=runs[:STORY_LIMIT],
+        story_hidden=max(0, len(runs) - STORY_LIMIT),
+        story_events=len(timeline),
         figures=figures(doc) if figs is None else figs,
         csp=_csp(script),
         sort_script=script,
