@@ -8,7 +8,7 @@ import dpkt
 import numpy as np
 import pytest
 
-from tests.conftest import SAMPLES, real_captures
+from tests.conftest import SAMPLES, benchmark_script, real_captures
 from weavepcap.decode import DecodeState, decode_chunk
 from weavepcap.io.records import FrameChunk, chunk_from_frames
 from weavepcap.schema import COLUMN_BY_NAME, PACKET_COLUMNS
@@ -69,9 +69,9 @@ def test_empty_chunk() -> None:
 
 
 def test_fast_equals_slow_across_several_row_blocks() -> None:
-    from weavepcap.decode.bench import make_chunk
-
     from weavepcap.decode.fast import BLOCK_ROWS
+
+    make_chunk = benchmark_script("bench_decode").make_chunk
 
     chunk = make_chunk(BLOCK_ROWS + BLOCK_ROWS // 2, seed=3)  # two blocks, the second one partial
     assert_same_columns(chunk)
@@ -80,8 +80,7 @@ def test_fast_equals_slow_across_several_row_blocks() -> None:
 
 
 def test_columns_have_the_schema_dtypes() -> None:
-    from weavepcap.decode.bench import make_chunk
-
+    make_chunk = benchmark_script("bench_decode").make_chunk
     decoded = decode_chunk(make_chunk(500), Settings(), DecodeState())
     assert list(decoded.columns) == [c.name for c in PACKET_COLUMNS]
     for column in PACKET_COLUMNS:
