@@ -257,8 +257,7 @@ def scratch_checkout(tmp_path: Path) -> Path:
 
 def environment() -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "src"), str(ROOT / "tests"),
-                                                     env.get("PYTHONPATH", "")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "src"), env.get("PYTHONPATH", "")) if p)
     env["WEAVEPCAP_PYTHON"] = sys.executable
     return env
 
