@@ -52,11 +52,16 @@ def real_captures_dir() -> Path:
 
 
 @functools.cache
-def benchmark_generator() -> ModuleType:
-    """benchmarks/make_capture.py: the benchmark's Weave frame builders (a script, not a package module)."""
-    spec = importlib.util.spec_from_file_location("make_capture", ROOT / "benchmarks" / "make_capture.py")
+def benchmark_script(name: str) -> ModuleType:
+    """benchmarks/NAME.py loaded as a module (the benchmarks are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    module = sys.modules.setdefault("make_capture", module)  # its dataclasses look their module up here
+    module = sys.modules.setdefault(name, module)  # its dataclasses look their module up here
     spec.loader.exec_module(module)
     return module
+
+
+def benchmark_generator() -> ModuleType:
+    """benchmarks/make_capture.py: the benchmark's Weave frame builders."""
+    return benchmark_script("make_capture")
