@@ -13,6 +13,9 @@ class CaptureSpec:
 
     path: str
     host: str | None = None  # None: derive from pcapng metadata, else the file name
+    # The file name's host part, chosen by naming.infer_file_hosts with the other captures in view.
+    file_host: str | None = None
+    file_host_named_by: str = ""
 
     @classmethod
     def parse(cls, text: str) -> CaptureSpec:
