@@ -17,6 +17,7 @@ import jinja2
 
 from weavepcap.errors import WeavepcapError
 from weavepcap.report import plots
+from weavepcap.report.matrix import path_matrix
 from weavepcap.runs import collapse
 
 SUPPORTED_FORMAT_VERSIONS = frozenset({1})
@@ -168,7 +169,10 @@ def render_html(doc: Mapping[str, Any], figs: list[Figure] | None = None) -> str
     for run in runs:
         run["events"] = [timeline[i] for i in run["members"]]
     tool = doc.get("tool") or {}
+    matrix_hosts, matrix_cells = path_matrix(doc.get("paths") or [], [str(h.get("name")) for h in doc.get("hosts") or []])
     return env.get_template(TEMPLATE).render(
+        matrix_hosts=matrix_hosts,
+        matrix_cells=matrix_cells,
         doc=doc,
         verdict=doc["verdict"],
         tool_name=tool.get("name", "weavepcap"),

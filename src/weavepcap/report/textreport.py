@@ -1,12 +1,14 @@
-"""The terminal summary: verdict, when, hosts, the three most telling evidence frames with filters, the fix."""
+"""The terminal summary: verdict, hosts, the story in runs, the path matrix, the most telling evidence, the fix."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from weavepcap.report.matrix import render_matrix_text
 from weavepcap.settings import DEFAULT_SETTINGS
 
 EVIDENCE_SHOWN = 3
+STORY_SHOWN = 8  # runs of events in the terminal; the report and the JSON have them all
 VXLAN_PORT_HINT = "udp.dstport == "
 
 
@@ -35,6 +37,8 @@ def render_text(doc: dict[str, Any]) -> str:
         caps = ", ".join(_clean(c) for c in h.get("captures", [])) or "no capture"
         addrs = ", ".join(h.get("addresses", [])) or "address unknown"
         lines.append(f"  {_clean(h['name'])}: {addrs}; {caps}; {clock}")
+        if h.get("named_by"):
+            lines.append(f"    named by {_clean(h['named_by'])}")
     findings = doc.get("findings", [])
     top = findings[0] if findings else None
     if top and top.get("evidence"):
@@ -65,9 +69,54 @@ def render_text(doc: dict[str, Any]) -> str:
     ruled = doc.get("ruled_out", [])
     if ruled:
         lines.append(f"Ruled out: {', '.join(r['rule'] for r in ruled)}")
+    matrix = render_matrix_text(doc.get("paths") or [], [str(h["name"]) for h in doc.get("hosts", [])], _clean)
+    if matrix:
+        lines.append("")
+        lines.append("Paths (rows send, columns receive; heartbeats sent/received; path MTU [delivered, refused]; "
+                     "! = broken):")
+        lines.extend(matrix)
+    lines.extend(_story(doc))
     caveats = doc.get("caveats", [])
     if caveats:
         lines.append("")
         lines.append("Caveats:")
         lines.extend(f"  - {_clean(c)}" for c in caveats)
     return "\n".join(lines) + "\n"
+
+
+def _story(doc: dict[str, Any]) -> list[str]:
+    """The timeline's runs (repeats collapsed): those citing the top finding's evidence, then the earliest."""
+    runs = doc.get("timeline_runs") or []
+    if not runs:
+        return []
+    timeline = doc.get("timeline") or []
+    findings = doc.get("findings") or []
+    cited = {(str(e.get("capture")), int(e.get("frame", 0))) for e in (findings[0].get("evidence") or [])} if findings else set()
+
+    def cites(run: dict[str, Any]) -> bool:
+        return any((str(timeline[i].get("capture")), int(timeline[i].get("frame", 0))) in cited
+                   for i in run.get("members", []) if i < len(timeline))
+
+    chosen = [i for i, r in enumerate(runs) if cites(r)][:STORY_SHOWN]
+    for i in range(len(runs)):
+        if len(chosen) >= STORY_SHOWN:
+            break
+        if i not in chosen:
+            chosen.append(i)
+    events = sum(int(r.get("count", 1)) for r in runs)
+    shown = f"{len(chosen)} of {len(runs)} rows" if len(chosen) < len(runs) else f"{len(runs)} rows"
+    lines = ["", f"Story ({events} events in {len(runs)} runs; {shown}, evidence first, then the earliest):"]
+    for i in sorted(chosen):
+        r = runs[i]
+        t = r.get("t")
+        when = (f"+{float(t):.3f}s" if isinstance(t, int | float) else "?").rjust(9)
+        if int(r.get("count", 1)) > 1:
+            t_last = r.get("t_last")
+            until = f" until +{float(t_last):.3f}s" if isinstance(t_last, int | float) else ""
+            where = f"{_clean(r.get('capture'))} frames {r.get('first_frame')}-{r.get('last_frame')}"
+            lines.append(f"  {when}  {_clean(r.get('message'))}  x{r.get('count')}{until}  [{where}]")
+        else:
+            lines.append(f"  {when}  {_clean(r.get('message'))}  [{_clean(r.get('capture'))} frame {r.get('first_frame')}]")
+    if len(chosen) < len(runs):
+        lines.append(f"  ... {len(runs) - len(chosen)} more runs in the HTML report's Story and the JSON timeline_runs")
+    return lines
