@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from weavepcap.io.records import CaptureInfo, CaptureSpec
@@ -87,3 +90,32 @@ def test_named_by_says_which_rule_named_the_host() -> None:
 
 def test_stdin_is_named_without_a_file() -> None:
     assert host_naming(CaptureSpec.parse("-"), info("<stdin>")).host == "<stdin>"
+
+
+def test_analyze_names_hosts_from_lab_file_names_and_says_how(tmp_path: Path) -> None:
+    import weavepcap
+
+    sample = Path(__file__).resolve().parent.parent / "samples" / "p2-router"
+    a = tmp_path / "hostA-eth0.pcap"
+    b = tmp_path / "hostB-eth0-clock-1.750s.pcap"
+    a.write_bytes((sample / "host-a-eth0.pcap").read_bytes())
+    b.write_bytes((sample / "host-b-eth0.pcap").read_bytes())
+    doc = weavepcap.analyze([str(a), str(b)]).to_dict()
+    hosts = {h["name"]: h["named_by"] for h in doc["hosts"] if h["captures"]}
+    assert set(hosts) == {"hostA", "hostB"}
+    assert "'eth0'" in hosts["hostB"] and "'-clock-1.750s'" in hosts["hostB"]
+    assert {c["host"] for c in doc["captures"]} == {"hostA", "hostB"}
+
+
+def test_classify_json_says_who_named_the_host(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from weavepcap.cli import app
+
+    sample = Path(__file__).resolve().parent.parent / "samples" / "p2-router"
+    out = CliRunner().invoke(app, ["classify", "--format", "json", str(sample / "host-a-lo.pcap"),
+                                   f"node9={sample / 'host-b-lo.pcap'}"])
+    assert out.exit_code == 0, out.output
+    captures = json.loads(out.stdout)["captures"]
+    assert [(c["host"], c["named_by"]) for c in captures] == [
+        ("host-a", "the file name, without the interface 'lo'"), ("node9", BY_COMMAND_LINE)]

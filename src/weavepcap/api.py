@@ -20,7 +20,7 @@ from weavepcap.detect.paths import summarize_paths
 from weavepcap.diagnose import Diagnosis, diagnose
 from weavepcap.io.records import CaptureSpec
 from weavepcap.model import CaptureRecord, Finding, HostInfo, PathInfo, RuledOut, Verdict, iso_utc
-from weavepcap.naming import SAFE_HOST_NAME, host_from_file_name
+from weavepcap.naming import SAFE_HOST_NAME, infer_file_hosts
 from weavepcap.rules import RULES
 from weavepcap.rules.base import Context, with_ports
 from weavepcap.runs import collapse
@@ -142,7 +142,7 @@ def analyze(
     capture cannot be read at all; a damaged capture is analysed as far as it reads, with a caveat.
     """
     settings = settings or DEFAULT_SETTINGS
-    specs = [c if isinstance(c, CaptureSpec) else CaptureSpec.parse(str(c)) for c in captures]
+    specs = infer_file_hosts([c if isinstance(c, CaptureSpec) else CaptureSpec.parse(str(c)) for c in captures])
     inputs: list[CaptureInput] = []
     keep = keep_for(specs)
     for spec in specs:
@@ -160,11 +160,6 @@ def scan_input(spec: CaptureSpec, settings: Settings, keep: str, progress: Progr
     out = input_from_scan(result)
     if thinner is not None:
         out.packets = thinner.frame()
-    if spec.host is None and not result.info.host:  # named after the file: drop the interface part
-        host = host_from_file_name(out.record.host)
-        out.record.host = host
-        if len(out.packets):
-            out.packets = out.packets.assign(host=host)
     return out
 
 
@@ -279,7 +274,8 @@ def input_from_scan(result: Any) -> CaptureInput:
     info, summary = result.info, result.summary
     damage = [d.to_dict() for d in (summary.damage or info.damage)]
     record = CaptureRecord(
-        path=info.path, name=info.name, host=result.host, frames=summary.frames, bytes=summary.bytes,
+        path=info.path, name=info.name, host=result.host, named_by=getattr(result, "named_by", ""),
+        frames=summary.frames, bytes=summary.bytes,
         first_ns=summary.first_ts_ns, last_ns=summary.last_ts_ns, link_types=list(summary.link_types),
         classes={k: dict(v) for k, v in summary.classes.items()}, damage=damage,
     )
@@ -318,6 +314,8 @@ def analyze_inputs(
             addresses=addresses.get(name, []), clock_offset_s=est.offset_s,
             clock_offset_uncertainty_s=est.uncertainty_s, clock_reference=est.source == "reference",
             clock_source=est.source, clock_matches=est.matches,
+            named_by="; ".join(dict.fromkeys(i.record.named_by for i in inputs if i.record.host == name
+                                             and i.record.named_by)),
         )
     _add_peer_identity(hosts, inputs, packets)
     for i in inputs:
@@ -387,7 +385,8 @@ def _add_peer_identity(hosts: dict[str, HostInfo], inputs: list[CaptureInput], p
         # The NickName comes from the wire: only a plain host name may become a host's name.
         usable = [n for n in nick if SAFE_HOST_NAME.fullmatch(n) and n not in hosts]
         name = usable[0] if usable else addr
-        hosts[name] = HostInfo(name=name, captures=[], addresses=[addr], clock_offset_uncertainty_s=None,
+        by = "its Weave NickName in a handshake (no capture of it)" if usable else "its address (no capture of it)"
+        hosts[name] = HostInfo(name=name, named_by=by, captures=[], addresses=[addr], clock_offset_uncertainty_s=None,
                                clock_source="unknown", peer_names=sorted(entry["names"]), nicknames=nick,
                                short_ids=sorted(int(x) for x in entry["short_ids"]))
 

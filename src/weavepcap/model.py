@@ -123,11 +123,13 @@ class HostInfo:
     peer_names: list[str] = field(default_factory=list)
     nicknames: list[str] = field(default_factory=list)
     short_ids: list[int] = field(default_factory=list)
+    named_by: str = ""  # which rule named the host: HOST=, pcapng metadata, the file name, a nickname
 
     def to_dict(self) -> dict[str, object]:
         unc = self.clock_offset_uncertainty_s
         return {
             "name": self.name,
+            "named_by": self.named_by,
             "addresses": list(self.addresses),
             "captures": list(self.captures),
             "clock_offset_s": round(self.clock_offset_s, 9),
@@ -156,12 +158,14 @@ class CaptureRecord:
     classes: dict[str, dict[str, int]]
     damage: list[dict[str, object]]
     clock_offset_s: float = 0.0
+    named_by: str = ""  # which naming rule gave `host` (weavepcap.naming)
 
     def to_dict(self) -> dict[str, object]:
         return {
             "path": self.path,
             "name": self.name,
             "host": self.host,
+            "named_by": self.named_by,
             "frames": self.frames,
             "bytes": self.bytes,
             "first_time": iso_utc(self.first_ns),

@@ -24,7 +24,7 @@ from weavepcap.defrag import Defragmenter, FragmentAnnotations, fragment_mask
 from weavepcap.io.readers import KNOWN_LINKTYPES
 from weavepcap.io.records import CaptureInfo, CaptureSpec, Damage
 from weavepcap.model import iso_utc
-from weavepcap.naming import capture_host
+from weavepcap.naming import host_naming
 from weavepcap.schema import COLUMN_NAMES, PACKET_COLUMNS, TEXT_COLUMNS, empty_columns
 from weavepcap.settings import DEFAULT_SETTINGS, Settings
 from weavepcap.wire import IPPROTO_ESP
@@ -108,10 +108,12 @@ class ScanResult:
     summary: CaptureSummary
     packets: pd.DataFrame  # PACKET_COLUMNS + capture + host, kept rows only, in frame order
     flows_per_second: pd.DataFrame  # second, ip_src, ip_dst, klass, frames, bytes
+    named_by: str = ""  # which naming rule gave `host` (weavepcap.naming)
 
     def to_dict(self) -> dict[str, object]:
         """The `classify --format json` entry of this capture."""
-        return {"path": self.info.path, "name": self.info.name, "host": self.host, **self.summary.to_dict()}
+        return {"path": self.info.path, "name": self.info.name, "host": self.host, "named_by": self.named_by,
+                **self.summary.to_dict()}
 
 
 def scan_capture(
@@ -144,11 +146,13 @@ def scan_capture(
     if dissector not in DISSECTORS:
         raise ValueError(f"dissector must be one of {DISSECTORS}, not {dissector!r}")
     info, decoded = _open(spec, settings, dissector, progress)
-    host = capture_host(spec, info)
-    pipeline = _Pipeline(settings, info.name, host, keep, flows, sink, row_filter)
+    naming = host_naming(spec, info)
+    pipeline = _Pipeline(settings, info.name, naming.host, keep, flows, sink, row_filter)
     for columns, payloads in decoded:
         pipeline.add_chunk(columns, payloads)
-    return pipeline.finish(info)
+    result = pipeline.finish(info)
+    result.named_by = naming.named_by
+    return result
 
 
 # --- sources: our reader + decoder, or tshark ---------------------------------------------------------

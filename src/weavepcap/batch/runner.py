@@ -20,6 +20,7 @@ from typing import Any
 from weavepcap.batch.cache import ANALYSIS_NAME, REPORT_NAME, write_json_atomic, write_record
 from weavepcap.errors import ExitCode, WeavepcapError
 from weavepcap.io.records import CaptureSpec
+from weavepcap.naming import infer_file_hosts
 from weavepcap.settings import Settings
 
 # Imported once by the fork server, so each worker forks with the pipeline loaded (missing ones are skipped).
@@ -48,7 +49,7 @@ class GroupTask:
     settings: Settings
 
     def specs(self) -> list[CaptureSpec]:
-        return [CaptureSpec(path=path, host=host) for path, host in self.captures]
+        return infer_file_hosts([CaptureSpec(path=path, host=host) for path, host in self.captures])
 
 
 AnalyzeGroup = Callable[[GroupTask], dict[str, Any]]

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from weavepcap.errors import WeavepcapError
 from weavepcap.io.records import CaptureSpec
+from weavepcap.naming import infer_file_hosts
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -40,7 +41,7 @@ def one_line_errors(func: Callable[P, R]) -> Callable[P, R]:
 
 def parse_specs(texts: list[str]) -> list[CaptureSpec]:
     """CaptureSpec for each `PATH`, `HOST=PATH` or `-` argument."""
-    return [CaptureSpec.parse(t) for t in texts]
+    return infer_file_hosts([CaptureSpec.parse(t) for t in texts])
 
 
 ProgressCallback = Callable[[int, int], None]

@@ -125,7 +125,8 @@ def render_text(results: list[ScanResult]) -> str:
     lines: list[str] = []
     for result in results:
         d = result.to_dict()
-        lines.append(f"{_printable(d['path'])}  (host {_printable(d['host'])})")
+        by = f", named by {_printable(d['named_by'])}" if d.get("named_by") else ""
+        lines.append(f"{_printable(d['path'])}  (host {_printable(d['host'])}{by})")
         lines.append(f"  frames {d['frames']:,}  bytes {d['bytes']:,}  "
                      f"{_span(d['first_time'], d['last_time'], d['duration_s'])}")  # type: ignore[arg-type]
         lines.append(f"  link types: {', '.join(d['link_types']) or '-'}")  # type: ignore[arg-type]
