@@ -75,6 +75,9 @@ class Context:
                     continue
                 seen.add(key)
                 refs.append(Evidence(cap, host, int(frame), int(t), flt, note))
+        undeclared = sorted(set(facts) - set(rule.facts))
+        if undeclared:  # a programming error in the rule, caught by its tests
+            raise ValueError(f"rule {rule.id} reports facts it does not declare: {', '.join(undeclared)}")
         cap = self.settings.evidence_cap
         fix = with_ports(rule.fix, self.settings).format(**facts) if rule.fix else ""
         started = min((r.ts_ns for r in refs), default=None)
@@ -113,6 +116,7 @@ class Rule:
     title: str
     kind: str  # FAULT (a root cause) or STATUS (healthy / no-weave-traffic / undetermined)
     needs: tuple[str, ...]  # event names (detect.EVENTS) the rule reads
+    facts: tuple[str, ...]  # the facts its findings report (and only these: path facts belong to `paths`)
     fix: str  # template filled from the finding's facts
     not_found: str  # why it is ruled out when it finds nothing
     check: Callable[[Context], list[Finding]]

@@ -44,6 +44,10 @@ RULE = Rule(
     title="Weave control connection (TCP {weave_port}) refused",
     kind=FAULT,
     needs=("tcp.connect_attempt", "tcp.refused", "tcp.reset_early", "tcp.connected"),
+    facts=(
+        "accepted", "connections", "dialer", "port", "refused", "refuser", "reset_before_handshake",
+        "resets", "syn_attempts",
+    ),
     fix=("Make sure weave runs and listens on TCP {port} on {refuser}, and that no firewall rejects TCP {port} "
          "from {dialer} (open TCP {port} and UDP {port}/{fastdp_port})."),
     not_found="no TCP {weave_port} connection was refused or reset before its handshake (RST after a session is Weave's normal close)",

@@ -5,7 +5,6 @@ from __future__ import annotations
 from weavepcap.detect.base import text
 from weavepcap.model import Finding
 from weavepcap.rules.base import FAULT, Context, Rule
-from weavepcap.rules.common import overlay_facts
 from weavepcap.wire import overlay_mtu_of_heartbeat
 
 
@@ -39,7 +38,7 @@ def check(ctx: Context) -> list[Finding]:
         # Weave holds data back until fastdp is acked, so the first ESP packet of a path is a heartbeat.
         first = g.loc[g["t_ns"].idxmin()]
         ip_len, ipv6 = int(first["ip_len"]), int(first["ip_version"]) == 6
-        facts: dict[str, object] = {**overlay_facts(ctx), "path": f"{src} -> {dst}", "esp_sent": int(len(g)),
+        facts: dict[str, object] = {"path": f"{src} -> {dst}", "esp_sent": int(len(g)),
                                     "esp_delivered": delivered, "heartbeat_ip_len": ip_len,
                                     "heartbeat_frame_len": int(first["wirelen"]),
                                     "overlay_mtu": overlay_mtu_of_heartbeat(ip_len, encrypted=True, ipv6=ipv6)}
@@ -54,6 +53,7 @@ RULE = Rule(
     title="Encrypted fastdp: ESP (IP protocol 50) blocked",
     kind=FAULT,
     needs=("fastdp.esp_sent", "fastdp.esp_received"),
+    facts=("path", "esp_sent", "esp_delivered", "heartbeat_ip_len", "heartbeat_frame_len", "overlay_mtu"),
     fix=("Allow IP protocol 50 (ESP) between the hosts (cloud firewalls such as GCP block it by default), "
          "or run unencrypted fastdp on trusted links."),
     not_found="no ESP was sent, or it arrived",

@@ -119,6 +119,11 @@ RULE = Rule(
     kind=FAULT,
     needs=("fastdp.heartbeat_sent", "fastdp.heartbeat_size", "icmp.frag_needed", "fastdp.heartbeat_lost",
            "mode.sleeve_after_fastdp"),
+    facts=(
+        "path", "icmp_sender", "icmp_count", "path_mtu_low", "path_mtu_high", "max_overlay_mtu",
+        "max_overlay_mtu_encrypted", "fastdp_established", "sleeve_fallback", "encrypted", "path_mtu",
+        "heartbeat_ip_len", "heartbeat_frame_len", "overlay_mtu",
+    ),
     fix=("Set the overlay MTU to at most {max_overlay_mtu} (path MTU {path_mtu} - 50 bytes of VXLAN overhead; at most "
          "{max_overlay_mtu_encrypted} with encryption, 84..87 bytes of overhead), e.g. WEAVE_MTU={max_overlay_mtu} on "
          "every host and `weave reset`/relaunch; or raise the underlay MTU along the path to at least "

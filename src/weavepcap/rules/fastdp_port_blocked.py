@@ -54,6 +54,10 @@ RULE = Rule(
     kind=FAULT,
     needs=("fastdp.heartbeat_sent", "fastdp.heartbeat_lost", "sleeve.heartbeat_received", "sleeve.heartbeat_acked",
            "sleeve.pmtu_probe_received"),
+    facts=(
+        "path", "port", "heartbeats_sent", "heartbeats_received", "path_mtu_low", "sleeve_working",
+        "path_mtu", "heartbeat_ip_len", "heartbeat_frame_len", "overlay_mtu",
+    ),
     fix=("Open UDP {port} between the hosts (firewalld / iptables / cloud security group), in both directions; "
          "sleeve keeps traffic flowing meanwhile, slowly."),
     not_found="every fastdp heartbeat path either worked, or failed for a reason of size",

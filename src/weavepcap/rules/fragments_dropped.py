@@ -84,6 +84,11 @@ RULE = Rule(
     title="IP fragments dropped on the path",
     kind=FAULT,
     needs=("fragments.sent", "fragments.lost", "fragments.incomplete", "fragments.reassembled", "sleeve.fragtest_acked"),
+    facts=(
+        "path", "fragtest", "fragtest_fragments_sent", "trains_sent", "trains_lost", "trains_incomplete",
+        "trains_reassembled", "only_short_fragments_arrived", "path_mtu", "heartbeat_ip_len",
+        "heartbeat_frame_len", "overlay_mtu",
+    ),
     fix=("Let IP fragments through between the hosts (firewall rules that drop fragments, or middleboxes that cannot "
          "reassemble); until then Weave fragments large frames itself on the DF path, at a cost."),
     not_found="every fragment train that was sent toward a captured receiver completed there",

@@ -40,6 +40,10 @@ RULE = Rule(
     kind=STATUS,
     needs=("fastdp.heartbeat_received", "fastdp.heartbeat_acked", "sleeve.heartbeat_received", "sleeve.heartbeat_acked",
            "fastdp.data"),
+    facts=(
+        "mode", "paths", "fastdp_data_frames", "sleeve_data_frames", "path_mtu", "heartbeat_ip_len",
+        "heartbeat_frame_len", "overlay_mtu",
+    ),
     fix="",
     not_found="a fault was found, or no overlay was seen working",
     check=check,

@@ -75,6 +75,10 @@ RULE = Rule(
     title="No Weave traffic in the captures",
     kind=STATUS,
     needs=("icmp.frag_needed",),
+    facts=(
+        "weave_frames", "frames", "other_overlays", "overlay_ports", "vxlan_port", "vni", "outer_ip_len",
+        "icmp_frag_needed", "icmp_mtus", "path_mtu", "overlay_mtu",
+    ),
     fix=("Capture on the hosts' underlay interfaces while Weave runs (TCP/UDP {weave_port}, UDP {fastdp_port}, ESP), or analyse the "
          "overlay you have with a tool for it."),
     not_found="Weave traffic is present",

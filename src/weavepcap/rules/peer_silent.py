@@ -31,6 +31,7 @@ RULE = Rule(
     title="A peer sends nothing at all",
     kind=FAULT,
     needs=("host.silent", "host.tx_stopped"),
+    facts=("host", "address", "frames_to", "own_capture"),
     fix=("Check that weave runs on {host} (`weave status`, container logs) and that its host has network; "
          "capture on {host} itself to tell a dead peer from one-way loss."),
     not_found="every host that was sent Weave traffic also sent some",

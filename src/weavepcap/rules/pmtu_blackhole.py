@@ -114,6 +114,11 @@ RULE = Rule(
     title="PMTU black hole: large DF packets vanish without ICMP",
     kind=FAULT,
     needs=("sleeve.pmtu_probe", "sleeve.pmtu_verified", "fastdp.heartbeat_lost", "icmp.frag_needed"),
+    facts=(
+        "path", "path_mtu_low", "path_mtu_high", "largest_delivered_ip_len", "smallest_lost_ip_len",
+        "lost_frames", "lost_classes", "icmp_frag_needed_anywhere", "max_overlay_mtu",
+        "max_overlay_mtu_encrypted", "path_mtu", "heartbeat_ip_len", "heartbeat_frame_len", "overlay_mtu",
+    ),
     fix=("Find the hop with the smaller MTU (path MTU about {path_mtu}) and either raise its MTU or make it send ICMP "
          "fragmentation-needed (do not filter ICMP type 3 code 4 / ICMPv6 type 2); meanwhile set the overlay MTU to "
          "at most {max_overlay_mtu} (WEAVE_MTU; {max_overlay_mtu_encrypted} with encryption)."),

@@ -37,6 +37,10 @@ RULE = Rule(
     title="Sleeve port UDP {weave_port} blocked",
     kind=FAULT,
     needs=("sleeve.heartbeat_sent", "sleeve.heartbeat_lost", "tcp.reset", "tcp.connect_attempt"),
+    facts=(
+        "path", "port", "heartbeats_sent", "heartbeats_received", "control_connected", "connections",
+        "resets", "syn_attempts",
+    ),
     fix="Open UDP {port} (and UDP {fastdp_port}) between the hosts in both directions, beside TCP {port}.",
     not_found="sleeve heartbeats arrived (or were acked) on every path that sent them",
     check=check,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pandas as pd
+
 from weavepcap.detect.base import make_events, text
 from weavepcap.model import Finding
 from weavepcap.rules.base import FAULT, Context, Rule
-from weavepcap.rules.common import overlay_facts
+from weavepcap.wire import IPV4_HDR
 
 PROBE_WINDOW_NS = 10_000_000_000  # the probe must come shortly before the host fell silent
 LARGE_UDP = 1400  # an IP length a probe of the path MTU reaches
@@ -37,7 +39,6 @@ def check(ctx: Context) -> list[Finding]:
         named = sorted(set(klass[probe_mask]) & set(PROBE_CLASSES))
         kinds = named or ["large UDP"]
         facts: dict[str, object] = {
-            **overlay_facts(ctx),
             "host": host,
             "tx_stalled_host": host,
             "last_frame": int(stop["frame"]),
@@ -48,8 +49,13 @@ def check(ctx: Context) -> list[Finding]:
             "seconds_after": attrs.get("seconds_after"),
             "retransmissions_after": attrs.get("retransmissions_after"),
         }
-        msg = (f"{host} sent a path-MTU/fragmentation probe ({', '.join(kinds)}, up to IP length "
-               f"{facts['probe_ip_len']}) and then transmitted nothing more, while its peers sent "
+        described = _describe_probes(probes)
+        facts.update(described)
+        what = (f"a {described['probe_datagram_len']}-byte IP datagram sent as {described['probe_fragments']} "
+                f"fragments of IP length up to {facts['probe_ip_len']}" if described else
+                f"probes of IP length up to {facts['probe_ip_len']}")
+        msg = (f"{host} sent a path-MTU/fragmentation probe ({', '.join(kinds)}: {what}) "
+               f"and then transmitted nothing more, while its peers sent "
                f"{facts['frames_after']} frames to it over {facts['seconds_after']} s "
                f"({facts['retransmissions_after']} TCP retransmissions): its NIC stopped transmitting.")
         conf = 0.9 if (attrs.get("retransmissions_after") or 0) > 0 else 0.75
@@ -70,12 +76,30 @@ def check(ctx: Context) -> list[Finding]:
     return findings
 
 
+def _describe_probes(probes: pd.DataFrame) -> dict[str, object]:
+    """The largest fragmented probe as a reviewer counts it: the whole datagram's IP length and its fragments."""
+    frag = probes[(probes["ip_mf"].to_numpy(dtype=bool)) | (probes["ip_frag_off"].to_numpy() > 0)]
+    if frag.empty or "frag_train" not in frag:
+        return {}
+    ends = frag["ip_frag_off"].to_numpy() + frag["ip_len"].to_numpy() - IPV4_HDR  # payload end of each fragment
+    # A train is named by its first frame number within one capture.
+    per_train = pd.DataFrame({"capture": text(frag["capture"]), "train": frag["frag_train"].to_numpy(), "end": ends})
+    sizes = per_train.groupby(["capture", "train"])["end"].agg(["max", "size"])
+    biggest = sizes.loc[sizes["max"].idxmax()]
+    return {"probe_datagram_len": int(biggest["max"]) + IPV4_HDR, "probe_fragments": int(biggest["size"])}
+
+
 RULE = Rule(
     id="tx-stall-after-pmtu-probe",
     title="Host stops transmitting after the fragmentation test / PMTU probe",
     kind=FAULT,
     needs=("host.tx_stopped", "fragments.sent", "sleeve.pmtu_probe", "tcp.retransmission", "fastdp.heartbeat_received",
            "sleeve.heartbeat_received"),
+    facts=(
+        "host", "tx_stalled_host", "last_frame", "last_capture", "probe_kinds", "probe_ip_len",
+        "probe_datagram_len", "probe_fragments", "frames_after", "seconds_after",
+        "retransmissions_after",
+    ),
     fix=("{host} stopped transmitting right after Weave's large UDP fragmentation/PMTU probe: the virtio_net "
          "UDP fragmentation offload (UFO) bug in old kernels wedges the NIC's transmit queue on such a packet. "
          "Upgrade the kernel to >= 3.13 (CentOS/RHEL 7.1: 3.10.0-229 or later), or turn UFO off on the underlay "

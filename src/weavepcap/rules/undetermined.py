@@ -33,6 +33,7 @@ RULE = Rule(
     title="Evidence does not decide",
     kind=STATUS,
     needs=(),
+    facts=("missing", "fastdp_not_established"),
     fix="Capture on every host involved: its underlay interface and `lo`, from before weave connects: {missing}.",
     not_found="another verdict was reached",
     check=check,
