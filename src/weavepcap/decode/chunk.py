@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from weavepcap.decode import core
 from weavepcap.decode.control import ControlTracker
 from weavepcap.decode.fast import FastDecoder
 from weavepcap.decode.packet import PacketDecoder
@@ -17,6 +18,8 @@ from weavepcap.settings import Settings
 RECORD_COLUMNS = ("frame", "ts_ns", "caplen", "wirelen", "linktype", "iface")
 DECODED_COLUMNS = tuple(c for c in PACKET_COLUMNS if c.name not in RECORD_COLUMNS)
 MAX_CONTROL_DIRECTIONS = 4096
+# "auto": the compiled core when it was built, else the numpy path; "packet": the per-packet reference only
+ENGINES = ("auto", "core", "numpy", "packet")
 
 
 class DecodeState:
@@ -54,9 +57,23 @@ def _typed(name: str, dtype: np.dtype, values: list[object]) -> np.ndarray:
 
 
 def decode_chunk(
-    chunk: FrameChunk, settings: Settings, state: DecodeState, *, force_slow: bool = False
+    chunk: FrameChunk,
+    settings: Settings,
+    state: DecodeState,
+    *,
+    force_slow: bool = False,
+    engine: str = "auto",
 ) -> DecodedChunk:
-    """Decode every frame of the chunk into PACKET_COLUMNS; never raises on the frames' bytes."""
+    """Decode every frame of the chunk into PACKET_COLUMNS; never raises on the frames' bytes.
+
+    engine: "auto" (compiled core if built, else numpy), "core", "numpy" or "packet" (force_slow=True).
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
+    if force_slow:
+        engine = "packet"
+    elif engine == "auto":
+        engine = "core" if core.available() else "numpy"
     n = len(chunk)
     cols = empty_columns(n)
     cols["frame"][:] = chunk.frame
@@ -68,11 +85,17 @@ def decode_chunk(
     empty = np.zeros(0, dtype=np.int64)
     fragments_fast: dict[int, bytes] = {}
     control: tuple[np.ndarray, ...] = (empty,) * 5
-    if force_slow:
+    if engine == "packet":
         slow_rows = np.arange(n)
     else:
-        fast = FastDecoder(settings)
-        slow_rows = np.flatnonzero(fast.decode(chunk, cols))
+        fast: FastDecoder | core.CoreDecoder
+        if engine == "core":
+            fast = core.CoreDecoder(settings)
+            fast.decode(chunk, cols)  # every frame: nothing is left to the per-packet path
+            slow_rows = np.zeros(0, dtype=np.int64)
+        else:
+            fast = FastDecoder(settings)
+            slow_rows = np.flatnonzero(fast.decode(chunk, cols))
         if slow_rows.size:
             for column in DECODED_COLUMNS:  # the fast path may have filled some layers before giving up
                 cols[column.name][slow_rows] = column.missing
