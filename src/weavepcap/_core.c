@@ -97,6 +97,7 @@ enum {
 #define SLEEVE_FRAME_HDR 14
 #define COUNTER_MASK 0x7FFFFFFFFFFFFFFFULL
 #define MAX_PORTS 64
+#define PREFETCH_AHEAD 6
 
 /* --- a cache of address texts: each distinct address is formatted and allocated once per call --- */
 typedef struct {
@@ -176,7 +177,7 @@ static PyObject *cache_text(Cache *c, const uint8_t *raw, int v6) {
 /* --- decoding state of one call --- */
 typedef struct {
     void *col[N_COLUMNS];
-    PyObject *text[N_TEXTS]; /* lists of str, one per text column */
+    PyObject **text[N_TEXTS]; /* the object arrays of the text columns (each item a str reference) */
     Cache cache4, cache6;
     int failed;
     long vxlan_ports[MAX_PORTS];
@@ -228,8 +229,9 @@ static void set_text(Ctx *ctx, int column, int64_t pos, int v6) {
         ctx->failed = 1;
         return;
     }
+    PyObject **slot = &ctx->text[column][ctx->row];
     Py_INCREF(text);
-    PyList_SetItem(ctx->text[column], ctx->row, text); /* steals the reference, drops the old item */
+    Py_XSETREF(*slot, text);
 }
 
 /* Big-endian unsigned of `width` bytes at pos, or -1 when it reaches past end (decode/packet.py _uint). */
@@ -741,15 +743,16 @@ static int get_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, Py_ss
 }
 
 PyDoc_STRVAR(decode_doc,
-             "decode(data, offsets, caplen, linktype, columns, vxlan_ports, geneve_ports, fastdp_port, weave_port,\n"
-             "       fragments, control) -> (texts, n_fragments, n_control)\n\n"
-             "Decode every frame of a chunk into the preallocated columns (in COLUMNS order).");
+             "decode(data, offsets, caplen, linktype, columns, texts, vxlan_ports, geneve_ports, fastdp_port,\n"
+             "       weave_port, fragments, control) -> (n_fragments, n_control)\n\n"
+             "Decode every frame of a chunk into the preallocated columns (in COLUMNS order); texts holds the\n"
+             "addresses of the C-contiguous object arrays of TEXT_COLUMNS (len(offsets) items each, all str).");
 
 static PyObject *core_decode(PyObject *self, PyObject *args) {
-    PyObject *data_o, *off_o, *cap_o, *lt_o, *cols_o, *vx_o, *gen_o, *frag_o, *ctl_o;
+    PyObject *data_o, *off_o, *cap_o, *lt_o, *cols_o, *texts_o, *vx_o, *gen_o, *frag_o, *ctl_o;
     long fastdp_port, weave_port;
-    if (!PyArg_ParseTuple(args, "OOOOOOOllOO", &data_o, &off_o, &cap_o, &lt_o, &cols_o, &vx_o, &gen_o, &fastdp_port,
-                          &weave_port, &frag_o, &ctl_o))
+    if (!PyArg_ParseTuple(args, "OOOOOOOOllOO", &data_o, &off_o, &cap_o, &lt_o, &cols_o, &texts_o, &vx_o, &gen_o,
+                          &fastdp_port, &weave_port, &frag_o, &ctl_o))
         return NULL;
     Ctx ctx;
     memset(&ctx, 0, sizeof ctx);
@@ -761,7 +764,6 @@ static PyObject *core_decode(PyObject *self, PyObject *args) {
     Py_buffer cols[N_COLUMNS];
     int n_cols = 0;
     PyObject *result = NULL;
-    PyObject *texts = NULL;
     if (get_buffer(data_o, &data, 1, -1, 0, "data") < 0) return NULL;
     if (get_buffer(off_o, &off, 8, -1, 0, "offsets") < 0) goto done;
     Py_ssize_t n = off.len / 8;
@@ -779,24 +781,17 @@ static PyObject *core_decode(PyObject *self, PyObject *args) {
             goto done;
         ctx.col[n_cols] = cols[n_cols].buf;
     }
-    texts = PyTuple_New(N_TEXTS);
-    if (!texts) goto done;
-    PyObject *empty = PyUnicode_FromString("");
-    if (!empty) goto done;
+    if (!PyTuple_Check(texts_o) || PyTuple_GET_SIZE(texts_o) != N_TEXTS) {
+        PyErr_Format(PyExc_ValueError, "texts: expected a tuple of %d addresses", N_TEXTS);
+        goto done;
+    }
     for (int t = 0; t < N_TEXTS; t++) {
-        PyObject *list = PyList_New(n);
-        if (!list) {
-            Py_DECREF(empty);
+        ctx.text[t] = PyLong_AsVoidPtr(PyTuple_GET_ITEM(texts_o, t));
+        if (!ctx.text[t]) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "texts: null address");
             goto done;
         }
-        for (Py_ssize_t i = 0; i < n; i++) {
-            Py_INCREF(empty);
-            PyList_SET_ITEM(list, i, empty);
-        }
-        PyTuple_SET_ITEM(texts, t, list);
-        ctx.text[t] = list;
     }
-    Py_DECREF(empty);
     if (cache_init(&ctx.cache4) < 0 || cache_init(&ctx.cache6) < 0) {
         PyErr_NoMemory();
         goto done;
@@ -808,6 +803,13 @@ static PyObject *core_decode(PyObject *self, PyObject *args) {
     const int32_t *caps = cap.buf;
     const int16_t *lts = lt.buf;
     for (Py_ssize_t i = 0; i < n && !ctx.failed; i++) {
+        if (i + PREFETCH_AHEAD < n) { /* frames are far apart: fetch the headers of a later one meanwhile */
+            int64_t ahead = offsets[i + PREFETCH_AHEAD];
+            if (ahead >= 0 && ahead + 128 <= data.len) {
+                __builtin_prefetch(bytes + ahead);
+                __builtin_prefetch(bytes + ahead + 64);
+            }
+        }
         int64_t start = offsets[i];
         int64_t length = caps[i];
         /* a frame reaching past the buffer is decoded as far as the buffer goes, like a Python slice */
@@ -826,9 +828,8 @@ static PyObject *core_decode(PyObject *self, PyObject *args) {
             ipv6(&ctx, l3, length);
     }
     if (ctx.failed) goto done;
-    result = Py_BuildValue("(Onn)", texts, ctx.n_frag, ctx.n_ctl);
+    result = Py_BuildValue("(nn)", ctx.n_frag, ctx.n_ctl);
 done:
-    Py_XDECREF(texts);
     cache_free(&ctx.cache4);
     cache_free(&ctx.cache6);
     for (int k = 0; k < n_cols; k++) PyBuffer_Release(&cols[k]);

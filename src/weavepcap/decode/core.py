@@ -62,12 +62,18 @@ class CoreDecoder:
         n = len(chunk)
         fragments = np.empty((n, 3), dtype=np.int64)
         control = np.empty((n, 5), dtype=np.int64)
-        texts, n_fragments, n_control = core.decode(
+        texts = [cols[name] for name in core.TEXT_COLUMNS]
+        for name, values in zip(core.TEXT_COLUMNS, texts, strict=True):
+            # the C side swaps str references in these arrays in place: they must be plain object arrays
+            if values.dtype != object or not values.flags.c_contiguous or values.shape != (n,):
+                raise ValueError(f"column {name}: expected a contiguous object array of {n} str")
+        n_fragments, n_control = core.decode(
             np.ascontiguousarray(chunk.data, dtype=np.uint8),
             np.ascontiguousarray(chunk.offsets, dtype=np.int64),
             np.ascontiguousarray(chunk.caplen, dtype=np.int32),
             np.ascontiguousarray(chunk.linktype, dtype=np.int16),
             tuple(cols[name] for name in core.COLUMNS),
+            tuple(values.ctypes.data for values in texts),
             self.vxlan_ports,
             self.geneve_ports,
             self.fastdp_port,
@@ -75,8 +81,6 @@ class CoreDecoder:
             fragments,
             control,
         )
-        for name, values in zip(core.TEXT_COLUMNS, texts, strict=True):
-            cols[name][:] = values
         self.fragments = fragments[:n_fragments]
         self.control = control[:n_control]
 
