@@ -1,4 +1,9 @@
-"""Decode-only throughput on a generated chunk of mixed Weave traffic: `python benchmarks/bench_decode.py`."""
+"""Decode-only throughput, compiled core vs numpy path vs per-packet path vs a dpkt loop, in one run.
+
+`python benchmarks/bench_decode.py` decodes a generated chunk of mixed Weave traffic;
+`python benchmarks/bench_decode.py --capture incident.pcap` decodes a capture's chunks, read into memory
+first so only decoding is timed (make one with `benchmarks/make_capture.py --mix incident`).
+"""
 
 from __future__ import annotations
 
@@ -12,9 +17,11 @@ import time
 
 from support.chunks import make_chunk
 
-from weavepcap.decode import DecodeState, decode_chunk
+from weavepcap.decode import DecodeState, core, decode_chunk
 from weavepcap.io.records import FrameChunk
 from weavepcap.settings import Settings
+
+ENGINES = ("core", "numpy", "packet")
 
 
 def split(chunk: FrameChunk, frames: int) -> list[FrameChunk]:
@@ -43,30 +50,103 @@ def split(chunk: FrameChunk, frames: int) -> list[FrameChunk]:
     return parts
 
 
+def read_capture(path: str) -> list[FrameChunk]:
+    """Every chunk of a capture, as weavepcap's reader hands them to the decoder."""
+    from weavepcap.io import open_capture
+
+    with open_capture(path) as capture:
+        return list(capture.chunks())
+
+
+def first_frames(parts: list[FrameChunk], frames: int) -> list[FrameChunk]:
+    """The leading chunks holding about `frames` frames (the per-packet path is too slow for all of them)."""
+    out, total = [], 0
+    for part in parts:
+        if total >= frames:
+            break
+        out.append(part)
+        total += len(part)
+    return out
+
+
+def time_engine(parts: list[FrameChunk], settings: Settings, engine: str, repeat: int) -> tuple[float, float, int]:
+    """Best wall and CPU seconds of decoding all parts with one engine, and the frames left to the per-packet path."""
+    best_wall = best_cpu = float("inf")
+    slow = 0
+    for _ in range(repeat):
+        wall, cpu = time.perf_counter(), time.process_time()
+        state = DecodeState()
+        slow = sum(decode_chunk(part, settings, state, engine=engine).slow_frames for part in parts)
+        best_wall = min(best_wall, time.perf_counter() - wall)
+        best_cpu = min(best_cpu, time.process_time() - cpu)
+    return best_wall, best_cpu, slow
+
+
+def time_dpkt(parts: list[FrameChunk], repeat: int) -> float:
+    """Best wall seconds of the dpkt loop a Python user would write first, over the same frames in memory."""
+    import dpkt
+
+    frames = [part.frame_bytes(i) for part in parts for i in range(len(part))]
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        ports = 0
+        for buf in frames:
+            ip = dpkt.ethernet.Ethernet(buf).data
+            if isinstance(ip, dpkt.ip.IP | dpkt.ip6.IP6):
+                l4 = ip.data
+                if isinstance(l4, dpkt.udp.UDP | dpkt.tcp.TCP):
+                    ports += l4.dport
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--frames", type=int, default=1_000_000)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--capture", help="decode this capture's chunks instead of a generated chunk")
+    parser.add_argument("--frames", type=int, default=1_000_000, help="frames of the generated chunk")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument(
         "--chunk-frames", type=int, default=0, help="decode in chunks of this many frames (0: one chunk)"
     )
-    args = parser.parse_args()
-    chunk = make_chunk(args.frames)
-    settings = Settings()
-    parts = split(chunk, args.chunk_frames) if args.chunk_frames else [chunk]
-    best_wall = best_cpu = float("inf")
-    slow = 0
-    for _ in range(args.repeat):
-        wall, cpu = time.perf_counter(), time.process_time()
-        state = DecodeState()
-        slow = sum(decode_chunk(part, settings, state).slow_frames for part in parts)
-        best_wall = min(best_wall, time.perf_counter() - wall)
-        best_cpu = min(best_cpu, time.process_time() - cpu)
-    print(
-        f"{args.frames:,} frames, {chunk.data.size / 1e6:.0f} MB in {len(parts)} chunk(s): best wall {best_wall:.3f} s "
-        f"({args.frames / best_wall / 1e6:.2f} M frames/s), best CPU {best_cpu:.3f} s ({args.frames / best_cpu / 1e6:.2f} M frames/s); "
-        f"per-packet path {slow:,} frames ({slow / args.frames:.2%})"
+    parser.add_argument(
+        "--slow-frames", type=int, default=100_000, help="frames timed on the per-packet path and dpkt (0: skip)"
     )
+    parser.add_argument("--engines", default=",".join(ENGINES), help="comma-separated subset of " + ", ".join(ENGINES))
+    args = parser.parse_args()
+    settings = Settings()
+    if args.capture:
+        parts = read_capture(args.capture)
+        source = args.capture
+    else:
+        chunk = make_chunk(args.frames)
+        parts = split(chunk, args.chunk_frames) if args.chunk_frames else [chunk]
+        source = "generated mix"
+    frames = sum(len(part) for part in parts)
+    megabytes = sum(part.data.size for part in parts) / 1e6
+    print(f"{source}: {frames:,} frames, {megabytes:.0f} MB in {len(parts)} chunk(s); best of {args.repeat}")
+    engines = [e for e in args.engines.split(",") if e]
+    if "core" in engines and not core.available():
+        print("core: not built (pip install -e . compiles weavepcap._core)")
+        engines.remove("core")
+    rows = []
+    for engine in engines:
+        timed = first_frames(parts, args.slow_frames) if engine == "packet" else parts
+        if not timed:
+            continue
+        n = sum(len(part) for part in timed)
+        wall, cpu, slow = time_engine(timed, settings, engine, 1 if engine == "packet" else args.repeat)
+        rows.append((engine, n, wall, cpu, slow))
+    if args.slow_frames:
+        timed = first_frames(parts, args.slow_frames)
+        if timed:
+            n = sum(len(part) for part in timed)
+            wall = time_dpkt(timed, 1)
+            rows.append(("dpkt", n, wall, wall, n))
+    print(f"{'path':<8} {'frames':>10} {'wall s':>8} {'M frames/s':>11} {'CPU M frames/s':>15} {'per-packet':>11}")
+    for engine, n, wall, cpu, slow in rows:
+        per_packet = f"{slow / n:.2%}" if engine != "dpkt" else "-"
+        print(f"{engine:<8} {n:>10,} {wall:>8.3f} {n / wall / 1e6:>11.3f} {n / cpu / 1e6:>15.3f} {per_packet:>11}")
 
 
 if __name__ == "__main__":

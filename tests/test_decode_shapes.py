@@ -31,7 +31,7 @@ from support.build import (
 )
 
 from tests.test_decode_equivalence import assert_same_columns
-from weavepcap.decode import DecodeState, decode_chunk
+from weavepcap.decode import DecodeState, core, decode_chunk
 from weavepcap.io.records import chunk_from_frames
 from weavepcap.schema import COLUMN_BY_NAME
 from weavepcap.settings import Settings
@@ -100,13 +100,14 @@ def test_vlan_tags(tags: tuple[tuple[int, int], ...], vlan: int, l3: int) -> Non
 
 def test_three_vlan_tags_take_the_per_packet_path() -> None:
     frame = ethernet(ipv4(udp(b"x", dport=9)), tags=((0x88A8, 1), (0x8100, 2), (0x8100, 3)))
-    decoded = decode_chunk(chunk_from_frames([frame]), SETTINGS, DecodeState())
-    assert decoded.slow_frames == 1
-    assert (
-        decoded.columns["vlan"][0] == 1
-        and decoded.columns["l3_off"][0] == 26
-        and decoded.columns["dport"][0] == 9
-    )
+    for engine, slow in (("numpy", 1), *((("core", 0),) if core.available() else ())):
+        decoded = decode_chunk(chunk_from_frames([frame]), SETTINGS, DecodeState(), engine=engine)
+        assert decoded.slow_frames == slow, engine  # the compiled core walks the tags itself
+        assert (
+            decoded.columns["vlan"][0] == 1
+            and decoded.columns["l3_off"][0] == 26
+            and decoded.columns["dport"][0] == 9
+        ), engine
 
 
 def test_sll_and_sll2() -> None:
@@ -409,9 +410,12 @@ def test_sleeve_batches_are_walked_on_the_fast_path_up_to_a_bound() -> None:
     cut = ethernet(ipv4(udp(sleeve([b"a" * 60, b"b" * 70, b"c" * 80]), sport=6783, dport=6783)))[:120]
     chunk = chunk_from_frames([short, long, cut])
     assert_same_columns(chunk)
-    decoded = decode_chunk(chunk, SETTINGS, DecodeState())
+    decoded = decode_chunk(chunk, SETTINGS, DecodeState(), engine="numpy")
     assert decoded.columns["sleeve_frames"].tolist() == [3, 200, -1]
     assert decoded.slow_frames == 1  # only the 200-frame chain, longer than the vectorised walk goes
+    if core.available():  # the compiled core walks chains of any length
+        decoded = decode_chunk(chunk, SETTINGS, DecodeState(), engine="core")
+        assert decoded.columns["sleeve_frames"].tolist() == [3, 200, -1] and decoded.slow_frames == 0
 
 
 def test_ports_come_from_the_settings() -> None:
