@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from itertools import repeat
 
 import numpy as np
 
@@ -311,8 +312,9 @@ _OFFSET = np.int64(1 << 20)  # above any fragment end (offset < 2**16 plus lengt
 
 
 def _payload_lengths(frames: np.ndarray, payloads: Mapping[int, bytes]) -> np.ndarray:
-    get = payloads.get
-    return np.fromiter((len(get(f, b"")) for f in frames.tolist()), dtype=np.int64, count=frames.shape[0])
+    # map() in C rather than a generator: this runs once per fragment row of every chunk.
+    return np.fromiter(map(len, map(payloads.get, frames.tolist(), repeat(b""))), dtype=np.int64,
+                       count=frames.shape[0])
 
 
 def _segment_starts(first: np.ndarray, n: int) -> np.ndarray:
@@ -510,7 +512,7 @@ class Defragmenter:
         kept = np.sort(np.concatenate(keep_rows)) if keep_rows else np.zeros(0, dtype=np.int64)
         self._rows = {name: rows[name][kept] for name in _COLUMNS}
         kept_frames = self._rows["frame"].tolist()
-        self._data = {f: data[f] for f in kept_frames if f in data}
+        self._data = {f: v for f, v in zip(kept_frames, map(data.get, kept_frames), strict=True) if v is not None}
         self._open = open_trains
         self._buffered = int(nbytes[kept].sum())
         self._now = now
